@@ -7,12 +7,12 @@ Docs: https://siu-nb.github.io/siu_nb/generate.html.md"""
 # %% auto #0
 __all__ = ['chat_prompt', 'load_image', 'generate']
 
-# %% ../nbs/01_generate.ipynb #b55cf479
+# %% ../nbs/01_generate.ipynb #76449c99
 from pathlib import Path
 import torch
 from PIL import Image
 
-# %% ../nbs/01_generate.ipynb #898f0ae8
+# %% ../nbs/01_generate.ipynb #deabe496
 def chat_prompt(processor,   # the model's processor (has a chat template)
                 question:str, # the user's question
                 image=True,   # whether an image accompanies the question
@@ -21,7 +21,7 @@ def chat_prompt(processor,   # the model's processor (has a chat template)
     content = ([{"type": "image"}] if image else []) + [{"type": "text", "text": question}]
     return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
 
-# %% ../nbs/01_generate.ipynb #1a011b5b
+# %% ../nbs/01_generate.ipynb #bb428e46
 def load_image(image) -> Image.Image:
     "An RGB PIL image from a PIL image or a path, with a clear error for a missing or corrupt file."
     if isinstance(image, Image.Image): return image.convert("RGB")
@@ -32,7 +32,7 @@ def load_image(image) -> Image.Image:
     except Exception as e:
         raise ValueError(f"Cannot read image {path}: {e}. Re-save it as PNG or JPEG.") from e
 
-# %% ../nbs/01_generate.ipynb #72734558
+# %% ../nbs/01_generate.ipynb #b51c0298
 def _batches(xs, n):
     for i in range(0, len(xs), n): yield xs[i:i + n]
 
