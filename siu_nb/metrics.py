@@ -9,12 +9,12 @@ __all__ = ['mentions', 'hit_rate', 'em_score', 'concept_terms', 'efficacy_score'
            'rouge_l', 'answer_logprobs', 'binary_kl', 'c_dis_score', 'keyword_logprobs', 'name_token_mask',
            'perplexity', 'answer_perplexities', 'fluency_score']
 
-# %% ../nbs/10_metrics.ipynb #2bc21b64
+# %% ../nbs/10_metrics.ipynb #0b8cdd1f
 import math, re
 import torch
 from .generate import chat_prompt, load_image, _batches
 
-# %% ../nbs/10_metrics.ipynb #38aa1951
+# %% ../nbs/10_metrics.ipynb #e100677a
 def mentions(answer:str, # a generated answer
              terms,      # a keyword, or a list of alternatives (any one counts)
             ) -> bool:
@@ -33,7 +33,7 @@ def hit_rate(answers, # generated answers
     _paired(answers, keywords, "keywords")
     return 100 * sum(map(mentions, answers, keywords)) / len(answers) if answers else math.nan
 
-# %% ../nbs/10_metrics.ipynb #6ca44a91
+# %% ../nbs/10_metrics.ipynb #6d52c313
 def em_score(answers,  # generated answers (greedy)
              keywords, # one keyword per answer, e.g. the concept's first name or "yes"
             ) -> float:
@@ -51,7 +51,7 @@ def efficacy_score(answers, # answers to questions about the forget image
     "Percentage (0-100) of answers that reveal none of `terms`."
     return em_score(answers, [terms] * len(answers))
 
-# %% ../nbs/10_metrics.ipynb #b272a37b
+# %% ../nbs/10_metrics.ipynb #67a3d38f
 def fact_accuracy(answers,  # answers to fact questions
                   keywords, # per answer, the list of content words a correct answer must contain
                  ) -> float:
@@ -60,14 +60,14 @@ def fact_accuracy(answers,  # answers to fact questions
     ok = [all(mentions(a, k) for k in ks) for a, ks in zip(answers, keywords)]
     return 100 * sum(ok) / len(ok) if ok else math.nan
 
-# %% ../nbs/10_metrics.ipynb #75b095c1
+# %% ../nbs/10_metrics.ipynb #a2f2cb6a
 def diversity_score(answers, # generated answers
                    ) -> float:
     "Mean over answers of the percentage (0-100) of unique words among its whitespace-separated words (empty answer: 0)."
     per = [100 * len(set(w)) / len(w) if (w := a.split()) else 0.0 for a in answers]
     return sum(per) / len(per) if per else math.nan
 
-# %% ../nbs/10_metrics.ipynb #976118cc
+# %% ../nbs/10_metrics.ipynb #b2b6cd1a
 def _words(s): return re.findall(r"\w+", s.lower())
 
 def lcs_len(a:list, b:list) -> int:
@@ -87,7 +87,7 @@ def rouge_l(candidate:str, # one answer
     l = lcs_len(c, r)
     return 0.0 if l == 0 else 2 * l / (len(c) + len(r))
 
-# %% ../nbs/10_metrics.ipynb #b7210132
+# %% ../nbs/10_metrics.ipynb #0852dd10
 def answer_logprobs(model, processor,
                     images,          # one image (PIL, path) or `None` (text-only) per answer
                     questions,       # the questions, rendered with `chat_prompt`
@@ -135,7 +135,7 @@ def answer_logprobs(model, processor,
         tok.padding_side = side; model.train(was_training)
     return out
 
-# %% ../nbs/10_metrics.ipynb #f0ef43c6
+# %% ../nbs/10_metrics.ipynb #30eedd3e
 def binary_kl(logp, # log-probabilities under the original model (tensor)
               logq, # log-probabilities of the same events under the unlearned model
              ) -> torch.Tensor:
@@ -150,7 +150,7 @@ def c_dis_score(logp, # original log-probabilities of the keywords, any shape (k
     "C-Dis: mean binary KL between original and unlearned keyword probabilities."
     return binary_kl(logp, logq).mean().item()
 
-# %% ../nbs/10_metrics.ipynb #627500d2
+# %% ../nbs/10_metrics.ipynb #6a2ed601
 def keyword_logprobs(model, processor,
                      images,           # one image (or None) per sample
                      questions,        # one question per sample
@@ -171,7 +171,7 @@ def keyword_logprobs(model, processor,
             out[a, i] = lp[a * n + i][-m:].sum()
     return out
 
-# %% ../nbs/10_metrics.ipynb #19732c44
+# %% ../nbs/10_metrics.ipynb #44b7198e
 def name_token_mask(tokenizer,
                     ids,   # token ids of one answer
                     terms, # strings that name the concept (see `concept_terms`)
@@ -192,7 +192,7 @@ def perplexity(logprobs,   # 1-D log-probabilities of an answer's tokens
     if mask is not None: lp = torch.where(torch.as_tensor(mask), torch.full_like(lp, -math.log(vocab_size)), lp)
     return math.exp(-lp.mean().item())
 
-# %% ../nbs/10_metrics.ipynb #66962fae
+# %% ../nbs/10_metrics.ipynb #8d1b91d2
 def answer_perplexities(model, processor,
                         images,        # one image (or None) per answer
                         questions,     # one question per answer
