@@ -8,14 +8,14 @@ Docs: https://siu-nb.github.io/siu_nb/bench.html.md"""
 __all__ = ['QUESTION_KINDS', 'CONCEPT_KINDS', 'META', 'md_table', 'Question', 'Fact', 'VQAItem', 'Concept', 'MMUBench',
            'BenchError']
 
-# %% ../nbs/07_bench.ipynb #5aa530c6
+# %% ../nbs/07_bench.ipynb #36e42ca5
 import json, os, re, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path, PurePosixPath
 from PIL import Image
 from .generate import load_image
 
-# %% ../nbs/07_bench.ipynb #0ba23117
+# %% ../nbs/07_bench.ipynb #45f13fff
 def md_table(df) -> str:
     "A markdown table of a DataFrame (no `tabulate` needed)."
     rows = [list(map(str, df.columns))] + [[str(v) for v in r] for r in df.itertuples(index=False)]
@@ -46,7 +46,7 @@ class VQAItem:
     question:str      # e.g. "What color is the shape?"
     answer:str        # lowercase keyword, e.g. "red"
 
-# %% ../nbs/07_bench.ipynb #9799c977
+# %% ../nbs/07_bench.ipynb #493fbea7
 @dataclass
 class Concept:
     "One MMUBench concept: names, one forget image, test images, questions and text facts."
@@ -70,7 +70,7 @@ class Concept:
         return (f"Concept({self.name!r}, kind={self.kind!r}, aliases={self.aliases}, {len(self.test_images)} test images, "
                 f"{len(self.questions)} questions, {len(self.facts)} facts, languages={sorted(self.multilingual)})")
 
-# %% ../nbs/07_bench.ipynb #144cea98
+# %% ../nbs/07_bench.ipynb #a637da39
 @dataclass
 class MMUBench:
     "The benchmark: concepts to forget, utility VQA, never-seen concepts and text-only decoys."
@@ -105,7 +105,7 @@ class MMUBench:
 
     def _repr_markdown_(self): return f"`{self!r}`\n\n" + md_table(self.table())
 
-# %% ../nbs/07_bench.ipynb #1f7bd826
+# %% ../nbs/07_bench.ipynb #f9a54567
 META = "mmubench.json"
 
 def _slug(name): return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "concept"
@@ -130,7 +130,7 @@ def _concept_record(c, root, sub):
                multihop=[asdict(q) for q in c.multihop])
     return rec
 
-# %% ../nbs/07_bench.ipynb #861bbb78
+# %% ../nbs/07_bench.ipynb #0869c369
 def _to_folder(self:MMUBench,
                path, # folder to write (created if missing)
               ) -> Path:
@@ -146,7 +146,7 @@ def _to_folder(self:MMUBench,
     return root
 MMUBench.to_folder = _to_folder
 
-# %% ../nbs/07_bench.ipynb #2245f35c
+# %% ../nbs/07_bench.ipynb #3a3f3a65
 class BenchError(ValueError):
     "An MMUBench folder or dataset that does not follow the format; the message lists every problem."
 
@@ -207,7 +207,7 @@ class _Checker:
             return self.err(where, f"a utility item needs 'image', 'question' and 'answer' (got {d!r}).")
         return VQAItem(self.image(where + ".image", d.get("image")), d["question"], d["answer"].lower())
 
-# %% ../nbs/07_bench.ipynb #4f473f05
+# %% ../nbs/07_bench.ipynb #a92556a8
 def _parse(meta, resolve, source):
     "Build an `MMUBench` from plain records, or raise `BenchError` listing every problem."
     ck = _Checker(resolve)
@@ -228,7 +228,7 @@ def _parse(meta, resolve, source):
                          + ("\n- ..." if len(ck.problems) > 50 else ""))
     return MMUBench(groups["concept"], utility, groups["unseen"], groups["decoy"])
 
-# %% ../nbs/07_bench.ipynb #a26c4f56
+# %% ../nbs/07_bench.ipynb #3e6fcad6
 def _folder_resolver(root):
     root = Path(root).resolve()
     def resolve(where, rel, ck):
@@ -255,7 +255,7 @@ def _from_folder(cls, path, # folder holding `mmubench.json` and the images
     return _parse(meta, _folder_resolver(root), str(root/META))
 MMUBench.from_folder = classmethod(_from_folder)
 
-# %% ../nbs/07_bench.ipynb #4605934c
+# %% ../nbs/07_bench.ipynb #b8c18e9c
 def _from_hf(cls, concepts, # a `datasets.Dataset` (or iterable of dicts) with one row per concept, or a Hub dataset name
              utility=None,    # optional dataset (or iterable of dicts) with columns image, question, answer
              split="train",   # split to use when loading by name
