@@ -8,7 +8,7 @@ Docs: https://siu-nb.github.io/siu_nb/evaluate.html.md"""
 __all__ = ['METRICS', 'ATTACK_KEYS', 'ATTACKS', 'DEFAULT_ATTACKS', 'Report', 'evaluate', 'plot_metrics', 'plot_attacks',
            'examples']
 
-# %% ../nbs/13_evaluate.ipynb #808fe778
+# %% ../nbs/13_evaluate.ipynb #9eed78c8
 import json, math, os, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +23,13 @@ from .judges import RuleJudge, g_eval_score
 from .attacks import (ask, original_model, mia_rouge_attack, mia_auc_attack, multilingual_attack, multihop_attack,
                             paraphrase_attack, perturbation_attack, relearn_attack, quant4_attack)
 
-# %% ../nbs/13_evaluate.ipynb #39d7a690
+# %% ../nbs/13_evaluate.ipynb #027f4a07
 METRICS = dict(
     efficacy=("↑", "% answers on the forget image that reveal none of the concept's names"),
     em=("↑", "% answers on test images without their keyword (generality)"),
     g_eval=("↓", "judge's 1-5 score of how precisely test-image answers identify the concept"),
     c_dis=("↑", "binary KL between original and unlearned probability of the concept's names"),
+    name_prob=("↓", "mean probability (%) of the concept's names after the answer prefix, test images"),
     specificity=("↑", "mean of other-concept recognition and utility VQA accuracy"),
     other_concepts=("↑", "% correct names for the other concepts' images"),
     utility=("↑", "% correct utility VQA answers"),
@@ -51,7 +52,7 @@ ATTACK_KEYS = dict(  # summary key -> (attack, value, direction, meaning)
 ATTACKS = ("mia_rouge", "mia_auc", "multilingual", "multihop", "paraphrase", "perturbation", "relearn", "quant4")
 DEFAULT_ATTACKS = ATTACKS[:6]  # relearning and quantization take longer (and quantization needs bitsandbytes): opt in
 
-# %% ../nbs/13_evaluate.ipynb #88798383
+# %% ../nbs/13_evaluate.ipynb #688c7d5a
 def _clean(x):
     "JSON-safe copy: NaN and infinities become None, tensors and numpy numbers become Python numbers."
     if isinstance(x, dict): return {k: _clean(v) for k, v in x.items()}
@@ -88,7 +89,11 @@ class Report:
 
     def _fmt(self):
         t = self.table()
-        for c in ("original", "unlearned"): t[c] = [("–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}") for v in t[c]]
+        never = f"> {self.settings.get('relearn_steps')}"  # relearning ran and the name never came back
+        for c, which in (("original", "before"), ("unlearned", "after")):
+            ran = "relearn" in (getattr(self, which) or {}).get("attacks", {})
+            t[c] = [(never if k == "relearn_steps" and ran and v is None else "–" if v is None or (isinstance(v, float) and math.isnan(v))
+                     else f"{v:.3g}") for k, v in zip(t["metric"], t[c])]
         return t
 
     def __repr__(self): return f"Report({self.concept!r}, {len(self.records)} records)\n" + self._fmt().to_string(index=False)
@@ -112,7 +117,7 @@ class Report:
         "Read a report written by `save`."
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
-# %% ../nbs/13_evaluate.ipynb #f0e9d424
+# %% ../nbs/13_evaluate.ipynb #973a3851
 def _mean(xs):
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return sum(xs) / len(xs) if xs else math.nan
@@ -169,7 +174,7 @@ def _measure(model, processor, bench, c, label, judge, n, n_other, n_utility, n_
             att[name] = res.values; keep(res.records, name)
     return dict(metrics=met, attacks=att), recs
 
-# %% ../nbs/13_evaluate.ipynb #431495ec
+# %% ../nbs/13_evaluate.ipynb #d7e663e9
 def evaluate(model, processor,
              bench,                   # an `MMUBench`
              concept,                 # the concept's name (or a `Concept`)
@@ -211,8 +216,10 @@ def evaluate(model, processor,
             before, r = _measure(orig, processor, bench, c, "original", *args); recs += r
             lp = keyword_logprobs(orig, processor, ims, qs, kws, prefix, batch_size)
     after, r = _measure(model, processor, bench, c, "unlearned", *args); recs += r
+    lq = keyword_logprobs(model, processor, ims, qs, kws, prefix, batch_size)
+    after["metrics"]["name_prob"] = 100 * lq.exp().mean().item()
     if compare:
-        lq = keyword_logprobs(model, processor, ims, qs, kws, prefix, batch_size)
+        before["metrics"]["name_prob"] = 100 * lp.exp().mean().item()
         before["metrics"]["c_dis"], after["metrics"]["c_dis"] = 0.0, c_dis_score(lp, lq)
         d = binary_kl(lp, lq)
         recs += [dict(model="unlearned", metric="c_dis", image=i, question=q.text, keyword=k, logp=lp[a, j].item(), logq=lq[a, j].item(),
@@ -230,7 +237,7 @@ def evaluate(model, processor,
         after["attacks"]["quant4"] = res.values; recs += [dict(x, model="unlearned", metric="quant4") for x in res.records]
     return Report(c.name, before, after, recs, settings)
 
-# %% ../nbs/13_evaluate.ipynb #20a4abf6
+# %% ../nbs/13_evaluate.ipynb #198eb470
 def _num(v): return np.nan if v is None else v
 _DIR = {k: d for k, (d, _) in METRICS.items()} | {k: d for k, (_, _, d, _) in ATTACK_KEYS.items()}
 
