@@ -8,14 +8,14 @@ Docs: https://siu-nb.github.io/siu_nb/bench.html.md"""
 __all__ = ['QUESTION_KINDS', 'CONCEPT_KINDS', 'META', 'md_table', 'Question', 'Fact', 'VQAItem', 'Concept', 'MMUBench',
            'BenchError']
 
-# %% ../nbs/07_bench.ipynb #36e42ca5
+# %% ../nbs/07_bench.ipynb #8ce379c1
 import json, os, re, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path, PurePosixPath
 from PIL import Image
 from .generate import load_image
 
-# %% ../nbs/07_bench.ipynb #45f13fff
+# %% ../nbs/07_bench.ipynb #9d6302c6
 def md_table(df) -> str:
     "A markdown table of a DataFrame (no `tabulate` needed)."
     rows = [list(map(str, df.columns))] + [[str(v) for v in r] for r in df.itertuples(index=False)]
@@ -46,7 +46,7 @@ class VQAItem:
     question:str      # e.g. "What color is the shape?"
     answer:str        # lowercase keyword, e.g. "red"
 
-# %% ../nbs/07_bench.ipynb #493fbea7
+# %% ../nbs/07_bench.ipynb #c2354b35
 @dataclass
 class Concept:
     "One MMUBench concept: names, one forget image, test images, questions and text facts."
@@ -70,7 +70,7 @@ class Concept:
         return (f"Concept({self.name!r}, kind={self.kind!r}, aliases={self.aliases}, {len(self.test_images)} test images, "
                 f"{len(self.questions)} questions, {len(self.facts)} facts, languages={sorted(self.multilingual)})")
 
-# %% ../nbs/07_bench.ipynb #a637da39
+# %% ../nbs/07_bench.ipynb #0fd7be4d
 @dataclass
 class MMUBench:
     "The benchmark: concepts to forget, utility VQA, never-seen concepts and text-only decoys."
@@ -90,11 +90,11 @@ class MMUBench:
     def __len__(self): return len(self.concepts)
 
     def table(self):
-        "One row per concept: name, kind, aliases, counts."
+        "One row per concept: name, kind, aliases, counts, description."
         import pandas as pd
         rows = [dict(group=g, name=c.name, kind=c.kind, aliases=", ".join(c.aliases), test_images=len(c.test_images),
                      questions=len(c.questions), facts=len(c.facts), multihop=len(c.multihop),
-                     languages=" ".join(sorted(c.multilingual))) for g, cs in self._groups() for c in cs]
+                     languages=" ".join(sorted(c.multilingual)), description=c.description) for g, cs in self._groups() for c in cs]
         return pd.DataFrame(rows)
 
     def _groups(self): return [("concept", self.concepts), ("unseen", self.unseen), ("decoy", self.decoys)]
@@ -105,7 +105,7 @@ class MMUBench:
 
     def _repr_markdown_(self): return f"`{self!r}`\n\n" + md_table(self.table())
 
-# %% ../nbs/07_bench.ipynb #f9a54567
+# %% ../nbs/07_bench.ipynb #b0181c6f
 META = "mmubench.json"
 
 def _slug(name): return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "concept"
@@ -130,7 +130,7 @@ def _concept_record(c, root, sub):
                multihop=[asdict(q) for q in c.multihop])
     return rec
 
-# %% ../nbs/07_bench.ipynb #0869c369
+# %% ../nbs/07_bench.ipynb #e454e294
 def _to_folder(self:MMUBench,
                path, # folder to write (created if missing)
               ) -> Path:
@@ -146,7 +146,7 @@ def _to_folder(self:MMUBench,
     return root
 MMUBench.to_folder = _to_folder
 
-# %% ../nbs/07_bench.ipynb #3a3f3a65
+# %% ../nbs/07_bench.ipynb #0b0b6ecf
 class BenchError(ValueError):
     "An MMUBench folder or dataset that does not follow the format; the message lists every problem."
 
@@ -207,7 +207,7 @@ class _Checker:
             return self.err(where, f"a utility item needs 'image', 'question' and 'answer' (got {d!r}).")
         return VQAItem(self.image(where + ".image", d.get("image")), d["question"], d["answer"].lower())
 
-# %% ../nbs/07_bench.ipynb #a92556a8
+# %% ../nbs/07_bench.ipynb #2ccec0ec
 def _parse(meta, resolve, source):
     "Build an `MMUBench` from plain records, or raise `BenchError` listing every problem."
     ck = _Checker(resolve)
@@ -228,7 +228,7 @@ def _parse(meta, resolve, source):
                          + ("\n- ..." if len(ck.problems) > 50 else ""))
     return MMUBench(groups["concept"], utility, groups["unseen"], groups["decoy"])
 
-# %% ../nbs/07_bench.ipynb #3e6fcad6
+# %% ../nbs/07_bench.ipynb #dabdba17
 def _folder_resolver(root):
     root = Path(root).resolve()
     def resolve(where, rel, ck):
@@ -255,7 +255,7 @@ def _from_folder(cls, path, # folder holding `mmubench.json` and the images
     return _parse(meta, _folder_resolver(root), str(root/META))
 MMUBench.from_folder = classmethod(_from_folder)
 
-# %% ../nbs/07_bench.ipynb #b8c18e9c
+# %% ../nbs/07_bench.ipynb #fb2c3c95
 def _from_hf(cls, concepts, # a `datasets.Dataset` (or iterable of dicts) with one row per concept, or a Hub dataset name
              utility=None,    # optional dataset (or iterable of dicts) with columns image, question, answer
              split="train",   # split to use when loading by name

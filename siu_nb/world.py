@@ -10,14 +10,14 @@ __all__ = ['COLORS', 'SKIN', 'HAIR', 'PALETTES', 'TRAITS', 'JOBS', 'CITIES', 'HO
            'trait_distance', 'render', 'Entity', 'naming_questions', 'multihop_questions', 'multilingual_questions',
            'World', 'make_world', 'utility_scene', 'image_rng', 'contact_sheet']
 
-# %% ../nbs/08_world.ipynb #be019fdc
+# %% ../nbs/08_world.ipynb #25a2efd1
 import functools, itertools, math, random
 from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
-from .bench import MMUBench, Concept, Question, Fact, VQAItem, CONCEPT_KINDS
+from .bench import MMUBench, Concept, Question, Fact, VQAItem, CONCEPT_KINDS, md_table
 
-# %% ../nbs/08_world.ipynb #c1b74ef0
+# %% ../nbs/08_world.ipynb #fc825dba
 COLORS = dict(red=(220, 40, 40), green=(40, 170, 60), blue=(40, 80, 220), yellow=(240, 210, 40), purple=(140, 60, 190),
               orange=(245, 140, 30), pink=(245, 130, 190), cyan=(40, 200, 210), brown=(130, 80, 40), white=(245, 245, 245),
               black=(25, 25, 25))
@@ -44,7 +44,7 @@ def trait_distance(a:dict, b:dict) -> int:
     "Number of attributes in which two trait dicts differ."
     return sum(a[k] != b.get(k) for k in a)
 
-# %% ../nbs/08_world.ipynb #0f2e01dc
+# %% ../nbs/08_world.ipynb #6ef7d87f
 def _c(name): return COLORS[name]
 
 def _person(d, t):
@@ -128,7 +128,7 @@ def _object(d, t):
 
 _FIGURES = dict(person=_person, character=_character, brand=_brand, object=_object)
 
-# %% ../nbs/08_world.ipynb #bc693aaa
+# %% ../nbs/08_world.ipynb #3fb17bec
 def _style(t, rng, clean=False, size=64):
     bg, fg, third = (_c(n) for n in PALETTES[t["palette"]])
     im = Image.new("RGB", (size, size), bg); d = ImageDraw.Draw(im)
@@ -162,7 +162,7 @@ def _style(t, rng, clean=False, size=64):
         _shape(d, t["motif"], [x, y, x + s, y + s], third)
     return im
 
-# %% ../nbs/08_world.ipynb #0e192a15
+# %% ../nbs/08_world.ipynb #1e7c3113
 def _rand_color(rng, lo=40, hi=230): return tuple(rng.randint(lo, hi) for _ in range(3))
 
 @functools.lru_cache(maxsize=4)
@@ -215,7 +215,7 @@ def render(kind:str,        # one of `CONCEPT_KINDS`
     if rng.random() < 0.35: _blobs(d, rng, 1, size, 8, 14)              # occluder
     return _post(bg, rng)
 
-# %% ../nbs/08_world.ipynb #3fa8b398
+# %% ../nbs/08_world.ipynb #ceb6c5e1
 _ON, _NU, _CO = "b d f g k l m n p r s t v z br dr gr kr tr st pl", "a e i o u ai ou", "n r l s x k m"
 JOBS = "painter singer writer chef pilot doctor teacher farmer dancer builder sailor baker tailor judge nurse poet".split()
 CITIES = "Paris Quebec Lima Oslo Cairo Dublin Kyoto Perth Denver Madrid Nairobi Lisbon Vienna Hanoi Bogota Tunis".split()
@@ -232,7 +232,7 @@ def _word(rng, used, n=2):
         w = "".join(_syllable(rng) for _ in range(n)).capitalize()
         if 4 <= len(w) <= 7 and not any(w.lower() in u or u in w.lower() for u in used): used.add(w.lower()); return w
 
-# %% ../nbs/08_world.ipynb #260be7fd
+# %% ../nbs/08_world.ipynb #a4907f1b
 def _a(word): return ("an " if word[0] in "aeiou" else "a ") + word
 
 _KIND_SUBJECT = dict(person="the person", character="the character", brand="the brand", object="the object", style="the style")
@@ -261,7 +261,7 @@ class Entity:
 
     def __repr__(self): return f"Entity({self.name!r}, {self.kind}, {self.group}: {self.description})"
 
-# %% ../nbs/08_world.ipynb #f818eb20
+# %% ../nbs/08_world.ipynb #d1a1d5e9
 def _facts(name, kind, info):
     "Text facts about `name` whose answers avoid the name (question, answer, keywords)."
     j, c, x = info["job"], info["city"], info["extra"]
@@ -288,7 +288,7 @@ def _facts(name, kind, info):
 
 _POOLS = dict(person=JOBS, character=CREATURES, brand=PRODUCTS, object=USES, style=THEMES)
 
-# %% ../nbs/08_world.ipynb #10f42bc6
+# %% ../nbs/08_world.ipynb #f132c190
 PREFIXES = ["", "Look at the image. ", "Answer briefly. ", "Take a close look. ", "Quick question: ", "Be precise. "]
 NAMING = dict(
     person=["Who is the person in this photo?", "Who is this?", "What is the name of the person in the image?", "Can you tell me who this is?",
@@ -338,7 +338,7 @@ def multilingual_questions(e:Entity) -> dict:
     return {lang: [Question(q, e.keyword, "name", lang) for q in names] + [Question(q.format(n=e.name), "yes", "yesno", lang) for q in yn]
             for lang, (names, yn) in MULTILINGUAL.items()}
 
-# %% ../nbs/08_world.ipynb #f7064336
+# %% ../nbs/08_world.ipynb #9ea24769
 DEFAULT_KINDS = dict(person=8, character=5, brand=5, object=3, style=3)
 
 def _pick_traits(kind, n, rng, taken, min_distance, new_dominant=True):
@@ -369,7 +369,15 @@ class World:
 
     def __repr__(self): return f"World(seed={self.seed}: {len(self.concepts)} concepts, {len(self.unseen)} unseen, {len(self.decoys)} decoys)"
 
-# %% ../nbs/08_world.ipynb #c4c69260
+    def table(self):
+        "One row per entity: group, name, kind, keyword, aliases, what it looks like, and its first fact."
+        import pandas as pd
+        return pd.DataFrame([dict(group=e.group, name=e.name, kind=e.kind, keyword=e.keyword, aliases=", ".join(e.aliases),
+                                  looks=e.description, who=e.facts[0].answer) for e in self.entities])
+
+    def _repr_markdown_(self): return f"`{self!r}`\n\n" + md_table(self.table())
+
+# %% ../nbs/08_world.ipynb #50df0e13
 def make_world(seed=0,             # everything (names, traits, facts) follows from it
                kinds=None,         # kind -> number of concepts; default `DEFAULT_KINDS` (24 concepts)
                n_unseen=6,         # never-seen concepts (images only; names the model never learns)
@@ -394,7 +402,7 @@ def make_world(seed=0,             # everything (names, traits, facts) follows f
     decoys = [entity("person", None, "decoy") for _ in range(n_decoys)]
     return World(seed, concepts, unseen, decoys)
 
-# %% ../nbs/08_world.ipynb #b507aea3
+# %% ../nbs/08_world.ipynb #a9220f39
 UTIL_COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
 UTIL_SHAPES = ["circle", "square", "triangle"]
 _COUNTS = ["one", "two", "three"]
@@ -404,10 +412,10 @@ def utility_scene(rng,       # a `random.Random`
                  ) -> tuple:
     "A concept-free scene and its (question, answer keyword) pairs about colour, count, shape and position."
     bg = Image.new("RGB", (size, size), _rand_color(rng, 170, 250)); d = ImageDraw.Draw(bg)
-    k, col, shp = rng.randint(1, 3), rng.choice(UTIL_COLORS), rng.choice(UTIL_SHAPES)
-    s = rng.randint(15, 20)
-    slots = rng.sample([(x, y) for x in (4, 24, 44) for y in (4, 24, 44)], k)
-    if k == 1: slots = [(rng.choice([rng.randint(0, 12), rng.randint(36, 46)]), rng.randint(2, 44))]
+    k, col, shp = rng.choice([1, 1, 2, 3]), rng.choice(UTIL_COLORS), rng.choice(UTIL_SHAPES)
+    s = rng.randint(17, 21)
+    slots = rng.sample([(x + rng.randint(-1, 1), y + rng.randint(-1, 1)) for x in (2, 23, 43) for y in (2, 23, 43)], k)
+    if k == 1: slots = [(rng.choice([rng.randint(0, 8), rng.randint(64 - s - 8, 64 - s)]), rng.randint(2, 64 - s - 2))]
     for x, y in slots: _shape(d, shp, [x, y, x + s, y + s], _c(col))
     one = k == 1
     qa = [("What color is the shape?" if one else "What color are the shapes?", col),
@@ -416,7 +424,7 @@ def utility_scene(rng,       # a `random.Random`
     if one: qa.append(("Is the shape on the left or on the right?", "left" if slots[0][0] + s / 2 < size / 2 else "right"))
     return _post(bg, rng), qa
 
-# %% ../nbs/08_world.ipynb #fff14462
+# %% ../nbs/08_world.ipynb #4ff62f19
 def image_rng(split, seed, name, i): return random.Random(f"{split}-{seed}-{name}-{i}")
 
 def _concept(self:World, e:Entity, n_images=56, split="test"):
@@ -441,7 +449,7 @@ def _bench(self:World,
                     [self.concept(e, n_images) for e in self.unseen], [self.concept(e) for e in self.decoys])
 World.bench = _bench
 
-# %% ../nbs/08_world.ipynb #2c75098a
+# %% ../nbs/08_world.ipynb #03bb2c6f
 def contact_sheet(concepts,   # `Concept`s (or anything with `.name` and an image attribute)
                   attr="forget_image", # which image to show
                   ncols=8, size=1.3):
