@@ -8,7 +8,7 @@ Docs: https://siu-nb.github.io/siu_nb/train.html.md"""
 __all__ = ['DEFAULT_WEIGHTS', 'add_lora', 'reference_cache', 'method_loss', 'Run', 'every', 'early_stop', 'print_log',
            'UnlearnResult', 'load_adapter', 'unlearn', 'load_mllm', 'unlearn_sequential', 'anchor_samples']
 
-# %% ../nbs/05_train.ipynb #bc16caee
+# %% ../nbs/05_train.ipynb #35f3d502
 import json, math, os, shutil, time, tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from .targets import METHODS
 from .encode import encode, family_of
 from .loss import concept_vocab_mask, masked_kl, dmk_loss, answer_ce, seq_logprob, npo_loss, siu_objective
 
-# %% ../nbs/05_train.ipynb #de28cc22
+# %% ../nbs/05_train.ipynb #502f07c8
 def _quantized(model): return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
 
 def add_lora(model,                 # a transformers model, or a `PeftModel` to stack another adapter on
@@ -46,7 +46,7 @@ def add_lora(model,                 # a transformers model, or a `PeftModel` to 
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return get_peft_model(model, cfg)
 
-# %% ../nbs/05_train.ipynb #c0aeedc8
+# %% ../nbs/05_train.ipynb #ffc34a2a
 def _inputs(b): return {k: v for k, v in b.items() if k not in ("labels", "kl_mask")}
 
 def _autocast(device, bf16): return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
@@ -78,7 +78,7 @@ def reference_cache(model, processor, samples, # the model (reference = adapters
     model.train(was)
     return dict(rows=rows, seq=seq)
 
-# %% ../nbs/05_train.ipynb #900b5c8b
+# %% ../nbs/05_train.ipynb #ac6034d8
 DEFAULT_WEIGHTS = dict(siu=(0.9, 0.75), ga=(1.0, 1.0), ga_kl=(1.0, 1.0), po=(1.0, 1.0), npo=(1.0, 1.0), graddiff=(1.0, 1.0))
 
 def method_loss(method, logits, batch, # method name, model logits `[B, T, V]`, the `encode` batch
@@ -117,14 +117,14 @@ def method_loss(method, logits, batch, # method name, model logits `[B, T, V]`, 
         return -alpha * f + beta * r, dict(ce_forget=f.item(), ce_retain=r.item())
     raise ValueError(f"Unknown method {method!r}; choose one of {METHODS}.")
 
-# %% ../nbs/05_train.ipynb #acbf87ba
+# %% ../nbs/05_train.ipynb #8eab6ea5
 def _micro_batches(n, steps, batch_size, grad_accum, world, seed):
     "Sample indices per step: a list (over steps) of lists (over global micro-batches) of index lists."
     g, stream, per = torch.Generator().manual_seed(seed), [], batch_size * grad_accum * world
     while len(stream) < steps * per: stream += torch.randperm(n, generator=g).tolist()
     return [[stream[s * per + m * batch_size: s * per + (m + 1) * batch_size] for m in range(grad_accum * world)] for s in range(steps)]
 
-# %% ../nbs/05_train.ipynb #196692d2
+# %% ../nbs/05_train.ipynb #d3197cb6
 @dataclass
 class Run:
     "The state callbacks see."
@@ -147,7 +147,7 @@ def print_log(run):
     h = run.history[-1]
     print(f"step {h['step']}/{run.steps} " + " ".join(f"{k} {v:.4g}" for k, v in h.items() if k not in ("step", "seconds")))
 
-# %% ../nbs/05_train.ipynb #7135e898
+# %% ../nbs/05_train.ipynb #8ab118ab
 def _versions():
     import transformers, peft, siu_nb
     return dict(siu_nb=siu_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, peft=peft.__version__)
@@ -197,7 +197,7 @@ def load_adapter(model, path, # a base model and a folder written by `UnlearnRes
     pm = PeftModel.from_pretrained(model, str(path))
     return pm.merge_and_unload() if merge else pm
 
-# %% ../nbs/05_train.ipynb #313a1dd2
+# %% ../nbs/05_train.ipynb #0ce39d1c
 def unlearn(model, processor, samples,   # model, its processor, and the forget data (`siu_nb.targets`)
             method="siu",                # one of "siu", "ga", "ga_kl", "po", "npo", "graddiff"
             steps=6,                     # optimizer steps (paper: 6 for one concept, 120 for 20)
@@ -292,7 +292,7 @@ def unlearn(model, processor, samples,   # model, its processor, and the forget 
     if acc is not None: model = acc.unwrap_model(wrapped)
     return UnlearnResult(model, history, settings, time.perf_counter() - t0)
 
-# %% ../nbs/05_train.ipynb #9fb2db81
+# %% ../nbs/05_train.ipynb #bf24f02a
 def load_mllm(name_or_path,       # hub id or local folder
               load_in_4bit=False, # QLoRA base through bitsandbytes
               dtype=None,         # e.g. torch.bfloat16 on GPU
@@ -307,7 +307,7 @@ def load_mllm(name_or_path,       # hub id or local folder
     model = AutoModelForImageTextToText.from_pretrained(name_or_path, dtype=dtype, device_map=device_map, quantization_config=q)
     return model.eval(), AutoProcessor.from_pretrained(name_or_path)
 
-# %% ../nbs/05_train.ipynb #bc0f5b1a
+# %% ../nbs/05_train.ipynb #f2b7a544
 def unlearn_sequential(model, processor, sample_sets, # model, processor, one forget set per concept, in order
                        merge=False,                    # merge each adapter before the next (else stack them)
                        **kw,                           # passed to `unlearn`
@@ -320,7 +320,7 @@ def unlearn_sequential(model, processor, sample_sets, # model, processor, one fo
         model = res.model.merge_and_unload() if merge else res.model
     return results
 
-# %% ../nbs/05_train.ipynb #18eb10de
+# %% ../nbs/05_train.ipynb #fb147900
 def anchor_samples(model, processor, images, # the original model, its processor, one image per other concept
                    question="Who is the person in this image?", # asked about each image
                    max_new_tokens=16,       # length of the recorded answers
