@@ -54,7 +54,9 @@ def _autocast(device, bf16): return torch.autocast(device.type, dtype=torch.bflo
 def _device(model): return next(model.parameters()).device
 
 def _forward(model, b, bf16):
-    with _autocast(_device(model), bf16): return model(**_inputs(b)).logits
+    x = _inputs(b)
+    if "pixel_values" in x: x["pixel_values"] = x["pixel_values"].to(getattr(model, "module", model).dtype)  # as `generate` does
+    with _autocast(_device(model), bf16): return model(**x).logits
 
 def _reference_ctx(model): return model.disable_adapter() if isinstance(model, PeftModel) else nullcontext()
 
