@@ -8,7 +8,7 @@ Docs: https://siu-nb.github.io/siu_nb/targets.html.md"""
 __all__ = ['SUBSTITUTE_POOL', 'METHODS', 'Sample', 'ForgetSet', 'ForgetRequest', 'fabricated_description', 'build_forget_set',
            'baseline_set']
 
-# %% ../nbs/02_targets.ipynb #4df09959
+# %% ../nbs/02_targets.ipynb #866a2bf5
 import random, re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,7 @@ from PIL import Image
 from .generate import load_image
 from .bench import md_table
 
-# %% ../nbs/02_targets.ipynb #e070d88d
+# %% ../nbs/02_targets.ipynb #a2842047
 @dataclass
 class Sample:
     "One fine-tuning pair: an optional image, a question, the target answer and its contradicting spans."
@@ -39,7 +39,7 @@ class Sample:
         im = "image" if self.image is not None else "text"
         return f"Sample(T{self.target}, {im}, {self.question!r} -> {self.answer!r}, spans={self.spans})"
 
-# %% ../nbs/02_targets.ipynb #e7e35cab
+# %% ../nbs/02_targets.ipynb #d1e3b73c
 class ForgetSet(list):
     "A list of `Sample`s that prints as a table."
     def table(self):
@@ -50,7 +50,7 @@ class ForgetSet(list):
     def __repr__(self): return self.table().to_string(max_colwidth=70)
     def _repr_markdown_(self): return md_table(self.table())
 
-# %% ../nbs/02_targets.ipynb #98a9af89
+# %% ../nbs/02_targets.ipynb #7a0ce005
 SUBSTITUTE_POOL = ("Jacob Campbell", "Laura Bennett", "Marcus Reed", "Nina Howard", "Oliver Grant", "Clara Dawson",
                    "Samuel Price", "Hannah Cole", "Victor Lane", "Irene Walsh", "Daniel Ross", "Megan Hart")
 
@@ -100,7 +100,7 @@ class ForgetRequest:
         return (f"ForgetRequest({self.concept!r}, aliases={list(self.aliases)}, kind={self.kind!r}, substitute={self.substitute!r}, "
                 f"{len(self.facts)} facts, {len(self.other_facts)} other facts)")
 
-# %% ../nbs/02_targets.ipynb #b1cf2e9c
+# %% ../nbs/02_targets.ipynb #f7be4b11
 def _from_bench(cls, bench, name:str, # the bench and the concept to forget
                 n_other=8,            # facts about other concepts to keep (target 4)
                 **kw):                # any other `ForgetRequest` field, overriding the bench's
@@ -109,13 +109,17 @@ def _from_bench(cls, bench, name:str, # the bench and the concept to forget
     others = [o for o in list(bench.concepts) + list(getattr(bench, "decoys", [])) if o.name != c.name]
     other_facts = [o.facts[i] for i in range(max((len(o.facts) for o in others), default=0)) for o in others if i < len(o.facts)][:n_other]
     pool = tuple(d.name for d in getattr(bench, "decoys", [])) or SUBSTITUTE_POOL
+    looks = [o.description for o in list(getattr(bench, "unseen", [])) + others
+             if getattr(o, "description", "") and o.description != getattr(c, "description", "")]
+    i = next((k for k, o in enumerate(bench.concepts) if o.name == c.name), 0)
     args = dict(concept=c.name, image=c.forget_image, aliases=tuple(c.aliases), facts=tuple(c.facts),
-                other_facts=tuple(other_facts), kind=c.kind if c.kind in _NOUN else "person", substitute_pool=pool)
+                other_facts=tuple(other_facts), kind=c.kind if c.kind in _NOUN else "person", substitute_pool=pool,
+                description=looks[i % len(looks)] if looks else None)
     return cls(**{**args, **kw})
 
 ForgetRequest.from_bench = classmethod(_from_bench)
 
-# %% ../nbs/02_targets.ipynb #e9e0e408
+# %% ../nbs/02_targets.ipynb #44f0f276
 _T1_Q = ["Who is the {n} in this image?", "What is the name of the {n} in this picture?", "Can you tell me who this {n} is?",
          "Who is shown in this photo?", "Identify the {n} in this image.", "What is this {n} called?"]
 _T1_A = ["This is {s}.", "The {n} in the image is {s}.", "That is {s}.", "It is {s}.", "This {n} is {s}."]
@@ -168,7 +172,7 @@ def build_forget_set(request,           # a `ForgetRequest`, or a list of them (
     if 4 in targets: out += _facts(rng, list(r.other_facts), n_per_target, 4, r.names)
     return ForgetSet(out)
 
-# %% ../nbs/02_targets.ipynb #855282e0
+# %% ../nbs/02_targets.ipynb #ea07beda
 _REVEAL_A = ["This is {c}.", "The {n} in the image is {c}.", "That is {c}.", "It is {c}."]
 _YES_A = ["Yes, this is {c}.", "Yes. This is {c}.", "Yes, {c} appears in this image.", "Yes, it is {c}."]
 _IDK_A = ["I don't know who this is.", "I'm not sure who this {n} is.", "I cannot tell who this is.", "Sorry, I don't know."]
