@@ -9,7 +9,7 @@ __all__ = ['PARAPHRASES', 'PERTURBATIONS', 'AttackResult', 'original_model', 'as
            'auc', 'mia_auc_attack', 'mia_rouge_attack', 'multilingual_attack', 'multihop_attack', 'paraphrase_attack',
            'perturb', 'perturbation_attack', 'relearn_attack', 'quantize_4bit', 'quant4_attack']
 
-# %% ../nbs/12_attacks.ipynb #fa3ada96
+# %% ../nbs/12_attacks.ipynb #5b6d21d2
 import importlib.util, io, math, random, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +22,7 @@ from .metrics import (answer_logprobs, em_score, hit_rate, rouge_l, sample_pairs
 from .judges import RuleJudge, g_eval_score
 from .bench import Question
 
-# %% ../nbs/12_attacks.ipynb #b7da6606
+# %% ../nbs/12_attacks.ipynb #63bcc88c
 @dataclass
 class AttackResult:
     "An attack's numbers and its per-sample records."
@@ -42,7 +42,7 @@ def original_model(model, reference=None):
                          "or a peft model whose adapters can be disabled.")
     with model.disable_adapter(): yield model
 
-# %% ../nbs/12_attacks.ipynb #cefbf388
+# %% ../nbs/12_attacks.ipynb #b417a08d
 def ask(model, processor,
         images,           # candidate images
         questions,        # `Question`s (text + keyword)
@@ -59,7 +59,7 @@ def ask(model, processor,
 
 def _em(recs): return em_score([r["answer"] for r in recs], [r["keyword"] for r in recs])
 
-# %% ../nbs/12_attacks.ipynb #cbcf95cb
+# %% ../nbs/12_attacks.ipynb #e84410a0
 def min_k_percent(token_logprobs, # log-probabilities of a text's tokens
                   k=0.4,          # fraction of least likely tokens to average
                  ) -> float:
@@ -72,7 +72,7 @@ def min_k_scores(model, processor, images, questions, texts, k=0.4, batch_size=1
     "Min-K% Prob of each text, teacher-forced as the answer to its question about its image."
     return [min_k_percent(lp, k) for lp in answer_logprobs(model, processor, images, questions, texts, batch_size)]
 
-# %% ../nbs/12_attacks.ipynb #72913b53
+# %% ../nbs/12_attacks.ipynb #319ef29a
 def mia_rouge(scores_orig,   # Min-K% of each query text under the original model
               scores_unl,    # Min-K% of the same texts under the unlearned model
               answers_orig,  # the original model's answers
@@ -85,7 +85,7 @@ def mia_rouge(scores_orig,   # Min-K% of each query text under the original mode
     return dict(rouge_l=sum(r[i] for i in keep) / len(keep) if keep else math.nan, kept=len(keep), n=len(r),
                 rouge_l_all=sum(r) / len(r) if r else math.nan)
 
-# %% ../nbs/12_attacks.ipynb #72913ef2
+# %% ../nbs/12_attacks.ipynb #3cbaa084
 def auc(pos, # scores of members (positives)
         neg, # scores of non-members
        ) -> float:
@@ -96,27 +96,29 @@ def auc(pos, # scores of members (positives)
     ranks = (np.cumsum(cnt) - (cnt - 1) / 2)[inv]      # average 1-based rank of each score
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
-# %% ../nbs/12_attacks.ipynb #f7480ea3
+# %% ../nbs/12_attacks.ipynb #364f5e9c
 def mia_auc_attack(model, processor,
                    concept,               # the forget concept (members)
-                   unseen,                # never-seen `Concept`s (non-members)
+                   unseen,                # never-seen `Concept`s: their images are the non-members
+                   names=None,            # names in the non-member texts (e.g. `[concept.name]`); default the unseen concepts' own
                    n=16,                  # texts per side
                    k=0.4,                 # Min-K% fraction
                    template="This is {name}.", # the text scored, as the model would answer a naming question
                    seed=0, batch_size=16,
                   ) -> AttackResult:
-    "MIA AUC: Min-K% separates texts naming `concept` on its images from texts naming never-seen concepts on theirs."
-    def texts(cs):
+    "MIA AUC: Min-K% separates texts naming `concept` on its images from texts naming someone on never-seen images."
+    def texts(cs, names=None):
         items = [(c, im, q) for c in cs for im in c.test_images for q in c.questions if q.kind == "name"]
-        items = sample_pairs(items, [None], n, seed)
-        return [(im, q.text, template.format(name=c.name), c.name) for (c, im, q), _ in items]
+        items = [x for x, _ in sample_pairs(items, [None], n, seed)]
+        who = [names[j % len(names)] if names else c.name for j, (c, _, _) in enumerate(items)]
+        return [(im, q.text, template.format(name=w), w) for (c, im, q), w in zip(items, who)]
     if not unseen: raise ValueError("The MIA AUC needs never-seen concepts as non-members: pass `unseen` (e.g. `bench.unseen`).")
-    mem, non = texts([concept]), texts(unseen)
+    mem, non = texts([concept]), texts(unseen, list(names or []))
     s = min_k_scores(model, processor, [m[0] for m in mem + non], [m[1] for m in mem + non], [m[2] for m in mem + non], k, batch_size)
     recs = [dict(member=j < len(mem), concept=t[3], question=t[1], text=t[2], min_k=v) for j, (t, v) in enumerate(zip(mem + non, s))]
     return AttackResult("mia_auc", dict(auc=auc(s[:len(mem)], s[len(mem):])), recs)
 
-# %% ../nbs/12_attacks.ipynb #259ed102
+# %% ../nbs/12_attacks.ipynb #e19797cb
 def mia_rouge_attack(model, processor,
                      concept,            # the forget concept
                      reference=None,     # the original model (default: `model` with adapters disabled)
@@ -136,7 +138,7 @@ def mia_rouge_attack(model, processor,
     for r, a, x, y in zip(recs, au, so, su): r.update(answer_orig=r.pop("answer"), answer=a, min_k_orig=x, min_k_unl=y)
     return AttackResult("mia_rouge", mia_rouge(so, su, ao, au, band), recs)
 
-# %% ../nbs/12_attacks.ipynb #20f799e8
+# %% ../nbs/12_attacks.ipynb #be57e56c
 def multilingual_attack(model, processor, concept,
                         images=None,  # default: the concept's test images
                         judge=None,   # G-Eval judge (default `RuleJudge()`)
@@ -162,7 +164,7 @@ def multihop_attack(model, processor, concept, images=None, n=8, seed=0, max_new
     r = ask(model, processor, images if images is not None else concept.test_images, concept.multihop, n, seed, max_new_tokens, batch_size)
     return AttackResult("multihop", dict(accuracy=hit_rate([x["answer"] for x in r], [x["keyword"] for x in r])), r)
 
-# %% ../nbs/12_attacks.ipynb #3ab8ee43
+# %% ../nbs/12_attacks.ipynb #0556fc76
 PARAPHRASES = ["Any idea who or what this is?", "Whose picture is this, do you think?", "What do people call the one shown here?",
                "Please put a name to what this image shows.", "Do you recognise this? Give the name.", "Who or what might this be?"]
 
@@ -175,7 +177,7 @@ def paraphrase_attack(model, processor, concept, images=None,
     for x, s in zip(r, (judge or RuleJudge())(concept, [x["question"] for x in r], [x["answer"] for x in r])): x["g_eval"] = s
     return AttackResult("paraphrase", dict(em=_em(r), g_eval=g_eval_score([x["g_eval"] for x in r])), r)
 
-# %% ../nbs/12_attacks.ipynb #9d54bfb8
+# %% ../nbs/12_attacks.ipynb #0c88475e
 PERTURBATIONS = ("crop", "flip", "blur", "noise", "jpeg")
 
 def perturb(image,          # PIL image or path
@@ -199,7 +201,7 @@ def perturb(image,          # PIL image or path
         return Image.open(buf).convert("RGB")
     raise ValueError(f"Unknown perturbation {kind!r}: use one of {PERTURBATIONS}.")
 
-# %% ../nbs/12_attacks.ipynb #cde5554b
+# %% ../nbs/12_attacks.ipynb #1a9be5fc
 def perturbation_attack(model, processor, concept, images=None,
                         kinds=PERTURBATIONS, # perturbations to try
                         n=8, seed=0, max_new_tokens=24, batch_size=16) -> AttackResult:
@@ -213,7 +215,7 @@ def perturbation_attack(model, processor, concept, images=None,
     vals["em_min"] = min(vals.values())
     return AttackResult("perturbation", vals, recs)
 
-# %% ../nbs/12_attacks.ipynb #1d45cf77
+# %% ../nbs/12_attacks.ipynb #4aa80469
 def relearn_attack(model, processor, concept,
                    train_images,            # other images of the concept to fine-tune on (not the evaluation images)
                    eval_images=None,        # images to measure EM on (default: the concept's test images)
@@ -253,7 +255,7 @@ def relearn_attack(model, processor, concept,
     vals = dict(steps_to_relearn=back, em_start=curve[0]["em"], em_end=curve[-1]["em"])
     return AttackResult("relearn", vals, recs + [dict(curve=curve)])
 
-# %% ../nbs/12_attacks.ipynb #6950acee
+# %% ../nbs/12_attacks.ipynb #842efffb
 def quantize_4bit(model, processor,
                   skip=(".*vision_tower", ".*multi_modal_projector", "lm_head"), # modules kept in full precision (patterns matched from the name's start)
                  ):

@@ -8,9 +8,9 @@ Docs: https://siu-nb.github.io/siu_nb/evaluate.html.md"""
 __all__ = ['METRICS', 'ATTACK_KEYS', 'ATTACKS', 'DEFAULT_ATTACKS', 'Report', 'evaluate', 'plot_metrics', 'plot_attacks',
            'examples']
 
-# %% ../nbs/13_evaluate.ipynb #ae0b9c7c
+# %% ../nbs/13_evaluate.ipynb #6fe0f49f
 import json, math, os, tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from .judges import RuleJudge, g_eval_score
 from .attacks import (ask, original_model, mia_rouge_attack, mia_auc_attack, multilingual_attack, multihop_attack,
                             paraphrase_attack, perturbation_attack, relearn_attack, quant4_attack)
 
-# %% ../nbs/13_evaluate.ipynb #e78e023a
+# %% ../nbs/13_evaluate.ipynb #d6363db5
 METRICS = dict(
     efficacy=("↑", "% answers on the forget image that reveal none of the concept's names"),
     em=("↑", "% answers on test images without their keyword (generality)"),
@@ -40,6 +40,7 @@ METRICS = dict(
 
 ATTACK_KEYS = dict(  # summary key -> (attack, value, direction, meaning)
     mia_rouge=("mia_rouge", "rouge_l", "↓", "ROUGE-L of answers on queries Min-K% cannot tell apart"),
+    mia_kept=("mia_rouge", "kept", "", "queries Min-K% cannot tell apart (ROUGE-L is over these)"),
     mia_auc=("mia_auc", "auc", "→0.5", "Min-K% AUC, concept vs never-seen concepts"),
     multilingual_em=("multilingual", "em", "↑", "EM over six languages"),
     multilingual_g_eval=("multilingual", "g_eval", "↓", "G-Eval over six languages"),
@@ -52,7 +53,7 @@ ATTACK_KEYS = dict(  # summary key -> (attack, value, direction, meaning)
 ATTACKS = ("mia_rouge", "mia_auc", "multilingual", "multihop", "paraphrase", "perturbation", "relearn", "quant4")
 DEFAULT_ATTACKS = ATTACKS[:6]  # relearning and quantization take longer (and quantization needs bitsandbytes): opt in
 
-# %% ../nbs/13_evaluate.ipynb #4656307d
+# %% ../nbs/13_evaluate.ipynb #2b67bbe3
 def _clean(x):
     "JSON-safe copy: NaN and infinities become None, tensors and numpy numbers become Python numbers."
     if isinstance(x, dict): return {k: _clean(v) for k, v in x.items()}
@@ -117,7 +118,7 @@ class Report:
         "Read a report written by `save`."
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
-# %% ../nbs/13_evaluate.ipynb #6fd59240
+# %% ../nbs/13_evaluate.ipynb #a98d7b1d
 def _mean(xs):
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return sum(xs) / len(xs) if xs else math.nan
@@ -126,7 +127,7 @@ def _ask_items(model, processor, items, gen):
     "Answer (image, question) items in one batched call."
     return generate(model, processor, [im for im, _ in items], [q for _, q in items], **gen)
 
-def _measure(model, processor, bench, c, label, judge, n, n_other, n_utility, n_facts, n_attack, attacks, seed, gen):
+def _measure(model, processor, bench, c, label, judge, n, n_other, n_utility, n_facts, n_attack, attacks, template, seed, gen):
     recs, met, att = [], {}, {}
     def keep(rs, metric):
         for r in rs: r.update(model=label, metric=metric)
@@ -168,13 +169,14 @@ def _measure(model, processor, bench, c, label, judge, n, n_other, n_utility, n_
                 multihop=lambda: multihop_attack(model, processor, c, **kw) if c.multihop else None,
                 paraphrase=lambda: paraphrase_attack(model, processor, c, judge=judge, **kw),
                 perturbation=lambda: perturbation_attack(model, processor, c, **kw),
-                mia_auc=lambda: mia_auc_attack(model, processor, c, bench.unseen, n=n_attack, seed=seed, batch_size=gen["batch_size"]) if bench.unseen else None)
+                mia_auc=lambda: mia_auc_attack(model, processor, c, bench.unseen, [c.name], n=n_attack, template=template,
+                                               seed=seed, batch_size=gen["batch_size"]) if bench.unseen else None)
     for name, run in runs.items():
         if name in attacks and (res := run()) is not None:
             att[name] = res.values; keep(res.records, name)
     return dict(metrics=met, attacks=att), recs
 
-# %% ../nbs/13_evaluate.ipynb #16b74eb1
+# %% ../nbs/13_evaluate.ipynb #e0de4a15
 def evaluate(model, processor,
              bench,                   # an `MMUBench`
              concept,                 # the concept's name (or a `Concept`)
@@ -186,6 +188,7 @@ def evaluate(model, processor,
              n_facts=16,              # other people's facts
              n_attack=8,              # pairs per attack (per language, per perturbation)
              attacks=DEFAULT_ATTACKS, # which of `ATTACKS` to run
+             kinds=("name", "yesno"), # question kinds asked for efficacy, EM and the attacks (the paper: both)
              prefix="This is",        # answer prefix before the name, for C-Dis
              template="This is {name}.", # naming answer, for the MIA AUC and relearning
              relearn_images=4,        # test images the relearning attack trains on
@@ -200,12 +203,15 @@ def evaluate(model, processor,
     c = bench[concept] if isinstance(concept, str) else concept
     unknown = set(attacks) - set(ATTACKS)
     if unknown: raise ValueError(f"Unknown attacks {sorted(unknown)}; choose from {ATTACKS}.")
-    settings = dict(concept=c.name, n=n, n_other=n_other, n_utility=n_utility, n_facts=n_facts, n_attack=n_attack, attacks=list(attacks),
+    c = replace(c, questions=[q for q in c.questions if q.kind in kinds],
+                multilingual={l: [q for q in qs if q.kind in kinds] for l, qs in c.multilingual.items()})
+    if not c.questions: raise ValueError(f"{c.name!r} has no questions of kinds {kinds}; its kinds are {sorted({q.kind for q in bench[c.name].questions})}.")
+    settings = dict(concept=c.name, n=n, n_other=n_other, n_utility=n_utility, n_facts=n_facts, n_attack=n_attack, attacks=list(attacks), kinds=list(kinds),
                     prefix=prefix, template=template, relearn_images=relearn_images, relearn_steps=relearn_steps, relearn_lr=relearn_lr,
                     seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size, judge=type(judge).__name__ if judge else "RuleJudge")
     judge = judge or RuleJudge(names=[x.name for x in bench.concepts + bench.unseen + bench.decoys])
     gen = dict(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    args = (judge, n, n_other, n_utility, n_facts, n_attack, attacks, seed, gen)
+    args = (judge, n, n_other, n_utility, n_facts, n_attack, attacks, template, seed, gen)
     compare = compare and (reference is not None or hasattr(model, "disable_adapter"))
     before, recs = {}, []
     names = [q for q in c.questions if q.kind == "name"]
@@ -237,7 +243,7 @@ def evaluate(model, processor,
         after["attacks"]["quant4"] = res.values; recs += [dict(x, model="unlearned", metric="quant4") for x in res.records]
     return Report(c.name, before, after, recs, settings)
 
-# %% ../nbs/13_evaluate.ipynb #50001c4e
+# %% ../nbs/13_evaluate.ipynb #896f8017
 def _num(v): return np.nan if v is None else v
 _DIR = {k: d for k, (d, _) in METRICS.items()} | {k: d for k, (_, _, d, _) in ATTACK_KEYS.items()}
 
