@@ -8,7 +8,7 @@ Docs: https://siu-nb.github.io/siu_nb/evaluate.html.md"""
 __all__ = ['METRICS', 'ATTACK_KEYS', 'ATTACKS', 'DEFAULT_ATTACKS', 'Report', 'evaluate', 'plot_metrics', 'plot_attacks',
            'examples']
 
-# %% ../nbs/13_evaluate.ipynb #42c6ebc6
+# %% ../nbs/13_evaluate.ipynb #04b5848b
 import json, math, os, tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +23,7 @@ from .judges import RuleJudge, g_eval_score
 from .attacks import (ask, original_model, mia_rouge_attack, mia_auc_attack, multilingual_attack, multihop_attack,
                             paraphrase_attack, perturbation_attack, relearn_attack, quant4_attack)
 
-# %% ../nbs/13_evaluate.ipynb #29761ca9
+# %% ../nbs/13_evaluate.ipynb #11e78195
 METRICS = dict(
     efficacy=("↑", "% answers on the forget image that reveal none of the concept's names"),
     em=("↑", "% answers on test images without their keyword (generality)"),
@@ -53,7 +53,7 @@ ATTACK_KEYS = dict(  # summary key -> (attack, value, direction, meaning)
 ATTACKS = ("mia_rouge", "mia_auc", "multilingual", "multihop", "paraphrase", "perturbation", "relearn", "quant4")
 DEFAULT_ATTACKS = ATTACKS[:6]  # relearning and quantization take longer (and quantization needs bitsandbytes): opt in
 
-# %% ../nbs/13_evaluate.ipynb #00b41465
+# %% ../nbs/13_evaluate.ipynb #02caa13c
 def _clean(x):
     "JSON-safe copy: NaN and infinities become None, tensors and numpy numbers become Python numbers."
     if isinstance(x, dict): return {k: _clean(v) for k, v in x.items()}
@@ -118,7 +118,7 @@ class Report:
         "Read a report written by `save`."
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
-# %% ../nbs/13_evaluate.ipynb #602aac1a
+# %% ../nbs/13_evaluate.ipynb #a8c9194e
 def _mean(xs):
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return sum(xs) / len(xs) if xs else math.nan
@@ -176,7 +176,7 @@ def _measure(model, processor, bench, c, label, judge, n, n_other, n_utility, n_
             att[name] = res.values; keep(res.records, name)
     return dict(metrics=met, attacks=att), recs
 
-# %% ../nbs/13_evaluate.ipynb #0f772bea
+# %% ../nbs/13_evaluate.ipynb #4ebb3220
 def evaluate(model, processor,
              bench,                   # an `MMUBench`
              concept,                 # the concept's name (or a `Concept`)
@@ -243,7 +243,7 @@ def evaluate(model, processor,
         after["attacks"]["quant4"] = res.values; recs += [dict(x, model="unlearned", metric="quant4") for x in res.records]
     return Report(c.name, before, after, recs, settings)
 
-# %% ../nbs/13_evaluate.ipynb #72fdb456
+# %% ../nbs/13_evaluate.ipynb #b0544059
 def _num(v): return np.nan if v is None else v
 _DIR = {k: d for k, (d, _) in METRICS.items()} | {k: d for k, (_, _, d, _) in ATTACK_KEYS.items()}
 
