@@ -9,6 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 _DIRECTIVE = re.compile(r"^\s*#\|\s*(\S+)")
 
+_IMG = re.compile(r"(!\[[^\]]*\]\()(?!https?://|/)([^)]+\))")
+
 def _src(cell): return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 def _directives(src): return {m.group(1) for line in src.splitlines() if (m := _DIRECTIVE.match(line))}
@@ -25,7 +27,7 @@ def render(nb_path=ROOT / "nbs" / "index.ipynb") -> str:
     parts = []
     for cell in json.loads(Path(nb_path).read_text())["cells"]:
         src = _src(cell)
-        if cell["cell_type"] == "markdown": parts.append(src.strip()); continue
+        if cell["cell_type"] == "markdown": parts.append(_IMG.sub(r"\1nbs/\2", src.strip())); continue  # images live in nbs/
         if cell["cell_type"] != "code" or _directives(src) & {"hide", "default_exp", "exporti"}: continue
         code = "\n".join(l for l in src.splitlines() if not _DIRECTIVE.match(l)).strip()
         if code and "echo: false" not in src: parts.append("```python\n" + code + "\n```")
