@@ -18,6 +18,7 @@ from .train import unlearn, load_mllm, load_adapter
 from .evaluate import evaluate, METRICS, ATTACK_KEYS, plot_metrics, plot_attacks
 from .bench import MMUBench
 from .toy import load_toy, toy_bench, toy_info
+from .generate import versions
 
 # %% ../nbs/14_cli.ipynb #2ff9465d
 def load_model(spec="toy",          # "toy", a hub id, or a local folder
@@ -41,11 +42,6 @@ def demo_concept(bench) -> str:
     "The person the shipped toy model recognises best (the demo's default concept)."
     acc = toy_info()["accuracy"]["per_concept"]
     return max((c.name for c in bench.concepts if c.kind == "person"), key=lambda n: acc.get(n, 0))
-
-def _versions():
-    import torch, transformers, peft, siu_nb
-    return dict(siu_nb=siu_nb.__version__, python=platform.python_version(), torch=torch.__version__,
-                transformers=transformers.__version__, peft=peft.__version__)
 
 def run_method(bench, concept,   # a benchmark and the name of the concept to forget
                method="siu",     # "siu" or a baseline: "ga", "ga_kl", "po", "npo", "graddiff"
@@ -77,7 +73,7 @@ def compare(bench, concept, methods=("siu",), steps=DEFAULT_STEPS, seed=0, loade
         reports[m] = rep
     out = dict(concept=concept, seconds=round(time.perf_counter() - t0, 2),
                settings=dict(methods=list(methods), steps=steps, seed=seed, eval=eval_kw or {}, **kw),
-               versions=_versions(), results=results)
+               versions=versions(), results=results)
     return out, reports
 
 def results_table(out):
@@ -184,7 +180,7 @@ def unlearn_to_folder(out,               # output folder
         raise FileExistsError(f"{out} holds a different run ({state['settings']}). Choose another folder or pass --overwrite.")
     if state is None and out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty. Choose another folder or pass --overwrite.")
-    if state is None or state["settings"] != settings: state = dict(settings=settings, versions=_versions(), done=[])
+    if state is None or state["settings"] != settings: state = dict(settings=settings, versions=versions(), done=[])
     out.mkdir(parents=True, exist_ok=True)
     save = lambda: atomic_write(manifest, _dump(state))
     b = _load_bench(bench)

@@ -26,6 +26,7 @@ from .encode import encode
 from .bench import MMUBench, md_table
 from .world import (make_world, image_rng, utility_scene, naming_questions, multihop_questions, multilingual_questions,
                           PREFIXES, YESNO, MULTILINGUAL)
+from .generate import versions
 
 # %% ../nbs/09_toy.ipynb #7286b049
 DEFAULT_MIX = dict(name=0.22, yesno=0.3, multihop=0.05, fact=0.15, utility=0.28)
@@ -227,10 +228,6 @@ def toy_bench(n_images=56,   # images per concept: 1 forget + n_images-1 held-ou
     return toy_world(seed).bench(n_images, n_utility)
 
 # %% ../nbs/09_toy.ipynb #b462819b
-def _versions():
-    import transformers, tokenizers, siu_nb
-    return dict(torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__, siu_nb=siu_nb.__version__)
-
 def pretrain_toy(out=None,       # folder to write; None: do not save
                  score=True,     # score on the held-out benchmark and record the accuracies
                  log_every=100,  # print the loss every this many steps
@@ -242,7 +239,7 @@ def pretrain_toy(out=None,       # folder to write; None: do not save
     t0 = time.perf_counter()
     model, processor, losses = pretrain(make_world(s["world_seed"]), s["steps"], s["batch_size"], s["lr"], s["seed"], s["pool"],
                                         s["vocab_size"], threads, log_every)
-    info = dict(settings=s, sizes=TOY_SIZES, threads=threads, versions=_versions(), train_seconds=round(time.perf_counter() - t0, 1),
+    info = dict(settings=s, sizes=TOY_SIZES, threads=threads, versions=versions(), train_seconds=round(time.perf_counter() - t0, 1),
                 params=sum(p.numel() for p in model.parameters()),
                 losses=[round(float(np.mean(losses[i:i + 10])), 4) for i in range(0, len(losses), 10)])
     if score: info["accuracy"] = score_toy(model, processor, toy_bench(seed=s["world_seed"]), threads=threads)

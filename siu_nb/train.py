@@ -19,6 +19,7 @@ from transformers import get_cosine_schedule_with_warmup
 from .targets import METHODS
 from .encode import encode, family_of
 from .loss import concept_vocab_mask, masked_kl, dmk_loss, answer_ce, seq_logprob, npo_loss, siu_objective
+from .generate import versions
 
 # %% ../nbs/05_train.ipynb #502f07c8
 def _quantized(model): return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
@@ -150,10 +151,6 @@ def print_log(run):
     print(f"step {h['step']}/{run.steps} " + " ".join(f"{k} {v:.4g}" for k, v in h.items() if k not in ("step", "seconds")))
 
 # %% ../nbs/05_train.ipynb #8ab118ab
-def _versions():
-    import transformers, peft, siu_nb
-    return dict(siu_nb=siu_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, peft=peft.__version__)
-
 @dataclass
 class UnlearnResult:
     "What `unlearn` returns: the unlearned model (a `PeftModel` with LoRA), per-step history, settings, seconds."
@@ -172,7 +169,7 @@ class UnlearnResult:
         try:
             self.model.save_pretrained(tmp)
             with open(os.path.join(tmp, "siu_run.json"), "w") as f:
-                json.dump(dict(settings=self.settings, versions=_versions(), seconds=self.seconds, history=self.history), f, indent=1)
+                json.dump(dict(settings=self.settings, versions=versions(), seconds=self.seconds, history=self.history), f, indent=1)
             if os.path.isdir(path): shutil.rmtree(path)
             os.replace(tmp, path)
         finally:
