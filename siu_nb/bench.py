@@ -13,7 +13,7 @@ import json, os, re, tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path, PurePosixPath
 from PIL import Image
-from .generate import load_image
+from .generate import load_image, atomic_write
 
 # %% ../nbs/07_bench.ipynb #9d6302c6
 def md_table(df) -> str:
@@ -110,11 +110,6 @@ META = "mmubench.json"
 
 def _slug(name): return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "concept"
 
-def _atomic_write(path, text):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(text)
-    os.replace(tmp, path)
-
 def _save_image(img, root, rel):
     (root/rel).parent.mkdir(parents=True, exist_ok=True)
     load_image(img).save(root/rel)
@@ -142,7 +137,7 @@ def _to_folder(self:MMUBench,
                 decoys=[_concept_record(c, root, "decoys/") for c in self.decoys],
                 utility=[dict(image=_save_image(v.image, root, f"images/utility/{i:04d}.png"), question=v.question,
                               answer=v.answer) for i, v in enumerate(self.utility)])
-    _atomic_write(root/META, json.dumps(meta, ensure_ascii=False, indent=1))
+    atomic_write(root/META, json.dumps(meta, ensure_ascii=False, indent=1))
     return root
 MMUBench.to_folder = _to_folder
 

@@ -6,7 +6,7 @@ Docs: https://siu-nb.github.io/siu_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['DEFAULT_STEPS', 'TOY_LR', 'load_model', 'demo_concept', 'run_method', 'compare', 'results_table', 'plot_results',
-           'atomic_write', 'siu_demo', 'unlearn_to_folder', 'siu_unlearn', 'siu_eval']
+           'siu_demo', 'unlearn_to_folder', 'siu_unlearn', 'siu_eval']
 
 # %% ../nbs/14_cli.ipynb #a6c0b0ce
 import json, os, platform, sys, time
@@ -18,7 +18,7 @@ from .train import unlearn, load_mllm, load_adapter
 from .evaluate import evaluate, METRICS, ATTACK_KEYS, plot_metrics, plot_attacks
 from .bench import MMUBench
 from .toy import load_toy, toy_bench, toy_info
-from .generate import versions
+from .generate import versions, atomic_write
 
 # %% ../nbs/14_cli.ipynb #2ff9465d
 def load_model(spec="toy",          # "toy", a hub id, or a local folder
@@ -95,13 +95,6 @@ def plot_results(out, keys=("efficacy", "em", "other_concepts", "utility", "fact
     fig.tight_layout(); return fig
 
 # %% ../nbs/14_cli.ipynb #b39fc43f
-def atomic_write(path, text:str):
-    "Write `text` to `path` atomically (temporary file + `os.replace`)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8"); os.replace(tmp, path)
-    return path
-
 def _dump(obj): return json.dumps(obj, indent=1, ensure_ascii=False, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
 # %% ../nbs/14_cli.ipynb #e817d12e

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
-from .generate import generate
+from .generate import generate, atomic_write
 from .bench import md_table
 from .metrics import (em_score, hit_rate, fact_accuracy, diversity_score, concept_terms, keyword_logprobs,
                             c_dis_score, binary_kl, answer_perplexities, fluency_score, sample_pairs)
@@ -107,11 +107,7 @@ class Report:
 
     def save(self, path) -> Path:
         "Write `to_json()` to `path` atomically."
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(self.to_json())
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, self.to_json())
 
     @classmethod
     def load(cls, path):

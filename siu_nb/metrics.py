@@ -13,7 +13,7 @@ __all__ = ['mentions', 'hit_rate', 'em_score', 'concept_terms', 'efficacy_score'
 import copy, math, os, random, re, shutil, tempfile
 from pathlib import Path
 import torch
-from .generate import chat_prompt, load_image, _batches
+from .generate import chat_prompt, load_image, _batches, atomic_folder
 
 # %% ../nbs/10_metrics.ipynb #3cfa3745
 def mentions(answer:str, # a generated answer
@@ -228,13 +228,6 @@ def save_merged(model, processor,
                 path, # folder to write; replaced if it exists
                ) -> Path:
     "Save `model` with any adapters merged in, and `processor`, as a plain Hugging Face folder; returns the path."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     merged = copy.deepcopy(model).merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        merged.save_pretrained(tmp); processor.save_pretrained(tmp)
-        if path.exists(): shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
-    return path
+    with atomic_folder(path) as tmp: merged.save_pretrained(tmp); processor.save_pretrained(tmp)
+    return Path(path)

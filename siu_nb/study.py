@@ -16,7 +16,8 @@ from .targets import ForgetRequest, baseline_set
 from .train import unlearn, unlearn_sequential
 from .evaluate import evaluate
 from .toy import TOY_DIR
-from .cli import run_method, atomic_write, load_model, DEFAULT_STEPS
+from .cli import run_method, load_model, DEFAULT_STEPS
+from .generate import atomic_write
 
 # %% ../nbs/15_study.ipynb #09fb1322
 def _drop(s, **kw):

@@ -26,7 +26,7 @@ from .encode import encode
 from .bench import MMUBench, md_table
 from .world import (make_world, image_rng, utility_scene, naming_questions, multihop_questions, multilingual_questions,
                           PREFIXES, YESNO, MULTILINGUAL)
-from .generate import versions
+from .generate import versions, atomic_folder
 
 # %% ../nbs/09_toy.ipynb #7286b049
 DEFAULT_MIX = dict(name=0.22, yesno=0.3, multihop=0.05, fact=0.15, utility=0.28)
@@ -192,16 +192,10 @@ def save_toy(model, processor,
              info=None,     # dict saved as `training.json`
             ) -> Path:
     "Save `(model, processor)` and `info` to `path` atomically (temporary folder, then rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
-    model.save_pretrained(tmp); processor.save_pretrained(tmp)
-    (tmp/"training.json").write_text(json.dumps(info or {}, indent=1))
-    for f in tmp.iterdir(): f.chmod(0o644)
-    tmp.chmod(0o755)                                     # mkdtemp makes it private; a model folder is shared
-    old = path.with_name(f".{path.name}-old")
-    if path.exists(): shutil.rmtree(old, ignore_errors=True); os.replace(path, old)
-    os.replace(tmp, path); shutil.rmtree(old, ignore_errors=True)
-    return path
+    with atomic_folder(path) as tmp:
+        model.save_pretrained(tmp); processor.save_pretrained(tmp)
+        (tmp/"training.json").write_text(json.dumps(info or {}, indent=1))
+    return Path(path)
 
 def load_toy(path=None, # folder saved by `save_toy`; default the copy shipped in the package
             ):

@@ -19,7 +19,7 @@ from transformers import get_cosine_schedule_with_warmup
 from .targets import METHODS
 from .encode import encode, family_of
 from .loss import concept_vocab_mask, masked_kl, dmk_loss, answer_ce, seq_logprob, npo_loss, siu_objective
-from .generate import versions
+from .generate import versions, atomic_folder
 
 # %% ../nbs/05_train.ipynb #502f07c8
 def _quantized(model): return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
@@ -165,16 +165,11 @@ class UnlearnResult:
 
     def save(self, path):
         "Write the adapter (PEFT safetensors) and `siu_run.json` to folder `path`, atomically."
-        path = str(path); tmp = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(path)) or ".", prefix=".siu_tmp")
-        try:
+        with atomic_folder(path) as tmp:
             self.model.save_pretrained(tmp)
-            with open(os.path.join(tmp, "siu_run.json"), "w") as f:
-                json.dump(dict(settings=self.settings, versions=versions(), seconds=self.seconds, history=self.history), f, indent=1)
-            if os.path.isdir(path): shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if os.path.isdir(tmp): shutil.rmtree(tmp)
-        return path
+            (tmp/"siu_run.json").write_text(json.dumps(dict(settings=self.settings, versions=versions(), seconds=self.seconds,
+                                                          history=self.history), indent=1))
+        return str(path)
 
     def merge(self):
         "The base model with the adapter folded in (no PEFT wrapper)."
