@@ -151,7 +151,7 @@ def multilingual_attack(model, processor, concept,
     recs, vals = [], {}
     for lang, qs in sorted(concept.multilingual.items()):
         r = ask(model, processor, images, qs, n, seed, max_new_tokens, batch_size, lang=lang)
-        for x, s in zip(r, judge(concept, [x["question"] for x in r], [x["answer"] for x in r])): x["g_eval"] = s
+        for x, s in zip(r, judge(concept, [Question(x["question"], x["keyword"]) for x in r], [x["answer"] for x in r])): x["g_eval"] = s
         vals[f"em_{lang}"], vals[f"g_eval_{lang}"] = _em(r), g_eval_score([x["g_eval"] for x in r])
         recs += r
     langs = sorted(concept.multilingual)

@@ -36,7 +36,7 @@ def load_model(spec="toy",          # "toy", a hub id, or a local folder
     return model, processor
 
 # %% ../nbs/14_cli.ipynb #d4399c54
-DEFAULT_STEPS, TOY_LR = 8, 5e-3
+DEFAULT_STEPS, TOY_LR = 30, 1e-3
 
 def demo_concept(bench) -> str:
     "The person the shipped toy model recognises best (the demo's default concept)."
@@ -154,7 +154,7 @@ def unlearn_to_folder(out,               # output folder
                       bench=None,        # "toy" or an MMUBench folder: facts, substitute names and evaluation
                       facts=None,        # JSON file with aliases/facts/other_facts (when there is no benchmark)
                       method="siu",      # "siu" or a baseline
-                      steps=None, seed=0, lr=None, batch_size=4, # unlearning settings (default: the paper's 6 steps at 3e-4; toy: 8 at 5e-3)
+                      steps=None, seed=0, lr=None, batch_size=4, # unlearning settings (default: the paper's 6 steps at 3e-4; toy: 30 at 1e-3)
                       load_in_4bit=False,# QLoRA base
                       overwrite=False,   # replace a different run in `out`
                       eval_kw=None,      # arguments of `evaluate`
@@ -204,7 +204,7 @@ def siu_unlearn(concept:str,          # the concept's name, e.g. "Donald Trump"
                 facts:str=None,       # JSON with aliases / facts / other_facts, when there is no benchmark
                 method:str="siu",     # siu, ga, ga_kl, po, npo, graddiff
                 steps:int=None,       # unlearning steps (default: 6, the paper's; 8 on the toy model)
-                lr:float=None,        # learning rate (default: 3e-4, the paper's; 5e-3 on the toy model)
+                lr:float=None,        # learning rate (default: 3e-4, the paper's; 1e-3 on the toy model)
                 seed:int=0, batch_size:int=4,
                 load_in_4bit:store_true=False, # 4-bit base (QLoRA; needs bitsandbytes)
                 overwrite:store_true=False,    # replace a different run in `out`

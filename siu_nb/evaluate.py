@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import matplotlib.pyplot as plt
 from .generate import generate, atomic_write
-from .bench import md_table
+from .bench import md_table, Question
 from .metrics import (em_score, hit_rate, fact_accuracy, diversity_score, concept_terms, keyword_logprobs,
                             c_dis_score, binary_kl, answer_perplexities, fluency_score, sample_pairs)
 from .judges import RuleJudge, g_eval_score
@@ -25,7 +25,7 @@ from .attacks import (ask, original_model, mia_rouge_attack, mia_auc_attack, mul
 
 # %% ../nbs/13_evaluate.ipynb #11e78195
 METRICS = dict(
-    efficacy=("↑", "% answers on the forget image that reveal none of the concept's names"),
+    efficacy=("↑", "% answers on the forget image that do not reveal the concept (no name; no 'yes' to 'Is this X?')"),
     em=("↑", "% answers on test images without their keyword (generality)"),
     g_eval=("↓", "judge's 1-5 score of how precisely test-image answers identify the concept"),
     c_dis=("↑", "binary KL between original and unlearned probability of the concept's names"),
@@ -131,12 +131,14 @@ def _measure(model, processor, bench, c, label, judge, n, n_other, n_utility, n_
     terms = concept_terms(c)
     # efficacy: the forget image
     r = keep(ask(model, processor, [c.forget_image], c.questions, n, seed, **gen), "efficacy")
-    met["efficacy"] = em_score([x["answer"] for x in r], [terms + [x["keyword"]] for x in r])
+    # a naming answer reveals C by any of its names; a yes/no answer by saying yes (repeating the asked name to deny it,
+    # as SIU's target 2 teaches: "No. X has ...", reveals nothing)
+    met["efficacy"] = em_score([x["answer"] for x in r], [terms if x["keyword"].lower() in terms else [x["keyword"]] for x in r])
     # generality: test images (EM, G-Eval), fluency and diversity of the same answers
     r = keep(ask(model, processor, c.test_images, c.questions, n, seed, **gen), "generality")
     ans = [x["answer"] for x in r]
     ppl = answer_perplexities(model, processor, [c.test_images[x["image"]] for x in r], [x["question"] for x in r], ans, terms, gen["batch_size"])
-    for x, s, p in zip(r, judge(c, [x["question"] for x in r], ans), ppl): x.update(g_eval=s, ppl=p)
+    for x, s, p in zip(r, judge(c, [Question(x["question"], x["keyword"]) for x in r], ans), ppl): x.update(g_eval=s, ppl=p)
     met.update(em=em_score(ans, [x["keyword"] for x in r]), g_eval=g_eval_score([x["g_eval"] for x in r]),
                fluency=fluency_score(ppl), diversity=diversity_score(ans))
     # specificity: other concepts, utility VQA
@@ -179,8 +181,8 @@ def evaluate(model, processor,
              reference=None,          # the original model; default: `model` with adapters disabled (a peft model)
              judge=None,              # G-Eval judge; default `RuleJudge` knowing every name in `bench`
              n=24,                    # (image, question) pairs for efficacy, generality and C-Dis; None for all
-             n_other=2,               # pairs per other concept
-             n_utility=24,            # utility VQA items
+             n_other=5,               # pairs per other concept
+             n_utility=120,           # utility VQA items
              n_facts=16,              # other people's facts
              n_attack=8,              # pairs per attack (per language, per perturbation)
              attacks=DEFAULT_ATTACKS, # which of `ATTACKS` to run

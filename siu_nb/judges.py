@@ -37,6 +37,7 @@ class Judge:
         return [self.score(concept, q, a) for q, a in zip(questions, answers)]
 
 _NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+_DENIAL = re.compile(r"\W*(?:(?:no|non|nein|нет)\b|いいえ|不)", re.I)
 
 class RuleJudge(Judge):
     "The offline G-Eval judge: rules over the concept's names, aliases, keywords and facts."
@@ -46,7 +47,12 @@ class RuleJudge(Judge):
         "The rubric score of one answer."
         text, terms = getattr(question, "text", question), concept_terms(concept)
         kw = getattr(question, "keyword", None)
-        if mentions(answer, concept.name) or (kw and kw not in terms and mentions(text, terms) and mentions(answer, kw)): return 5
+        asks = kw and kw not in terms and mentions(text, terms)   # "Is this Tom Vark?" (keyword "yes")
+        if asks and mentions(answer, kw): return 5
+        if asks and _DENIAL.match(answer):                       # a denial may repeat the asked name: "No. Tom Vark has ..."
+            asked = [t for t in sorted(terms, key=len, reverse=True) if t in text.lower()]
+            answer = re.sub("|".join(map(re.escape, asked)), "", answer, flags=re.I)
+        if mentions(answer, concept.name): return 5
         if mentions(answer, terms): return 4
         if mentions(answer, [k for f in concept.facts for k in f.keywords]): return 3
         others = [n for n in self.names if n.lower() not in terms]

@@ -16,7 +16,7 @@ from .targets import ForgetRequest, baseline_set
 from .train import unlearn, unlearn_sequential
 from .evaluate import evaluate
 from .toy import TOY_DIR
-from .cli import run_method, load_model, DEFAULT_STEPS
+from .cli import run_method, load_model, DEFAULT_STEPS, TOY_LR
 from .generate import atomic_write
 
 # %% ../nbs/15_study.ipynb #09fb1322
@@ -101,7 +101,7 @@ def specs(concepts, methods, seeds, steps=DEFAULT_STEPS, variants=("paper",), ev
 
 # %% ../nbs/15_study.ipynb #fd7f527f
 def multi_run(bench, concepts, method="siu", seed=0, mode="joint", # concepts forgotten together ("joint") or in order ("sequential")
-              steps=None,       # joint: total steps (default 6 per concept, the paper's 120 for 20); sequential: steps per concept
+              steps=None,       # joint: total steps (default `DEFAULT_STEPS` per concept; the paper: 6 each, 120 for 20); sequential: steps per concept
               eval_kw=None,     # arguments of `evaluate` for each concept
               cache=None,       # folder of cached results
              ) -> dict:
@@ -114,11 +114,11 @@ def multi_run(bench, concepts, method="siu", seed=0, mode="joint", # concepts fo
     reqs = [ForgetRequest.from_bench(bench, c) for c in concepts]
     if mode == "joint":
         res = unlearn(model, processor, baseline_set(reqs, method, seed=seed), method=method, steps=steps or DEFAULT_STEPS * len(reqs),
-                      seed=seed, progress=False)
+                      lr=TOY_LR, seed=seed, progress=False)
         final = res.model
     elif mode == "sequential":
         rs = unlearn_sequential(model, processor, [baseline_set(r, method, seed=seed) for r in reqs], method=method,
-                                steps=steps or DEFAULT_STEPS, seed=seed, progress=False)
+                                steps=steps or DEFAULT_STEPS, lr=TOY_LR, seed=seed, progress=False)
         final = rs[-1].model
     else: raise ValueError(f"`mode` must be 'joint' or 'sequential', got {mode!r}.")
     per = {c: evaluate(final, processor, bench, c, compare=False, seed=seed, **(eval_kw or {})).summary() for c in concepts}
