@@ -16,11 +16,11 @@ import numpy as np
 import torch
 import matplotlib.pyplot as plt
 from .generate import generate, atomic_write
-from .bench import md_table, Question
+from .bench import md_table
 from .metrics import (em_score, hit_rate, fact_accuracy, diversity_score, concept_terms, keyword_logprobs,
                             c_dis_score, binary_kl, answer_perplexities, fluency_score, sample_pairs)
 from .judges import RuleJudge, g_eval_score
-from .attacks import (ask, original_model, mia_rouge_attack, mia_auc_attack, multilingual_attack, multihop_attack,
+from .attacks import (ask, judge_records, original_model, mia_rouge_attack, mia_auc_attack, multilingual_attack, multihop_attack,
                             paraphrase_attack, perturbation_attack, relearn_attack, quant4_attack)
 
 # %% ../nbs/13_evaluate.ipynb #11e78195
@@ -138,7 +138,7 @@ def _measure(model, processor, bench, c, label, judge, n, n_other, n_utility, n_
     r = keep(ask(model, processor, c.test_images, c.questions, n, seed, **gen), "generality")
     ans = [x["answer"] for x in r]
     ppl = answer_perplexities(model, processor, [c.test_images[x["image"]] for x in r], [x["question"] for x in r], ans, terms, gen["batch_size"])
-    for x, s, p in zip(r, judge(c, [Question(x["question"], x["keyword"]) for x in r], ans), ppl): x.update(g_eval=s, ppl=p)
+    for x, p in zip(judge_records(judge, c, r), ppl): x["ppl"] = p
     met.update(em=em_score(ans, [x["keyword"] for x in r]), g_eval=g_eval_score([x["g_eval"] for x in r]),
                fluency=fluency_score(ppl), diversity=diversity_score(ans))
     # specificity: other concepts, utility VQA
