@@ -6,7 +6,7 @@ Docs: https://siu-nb.github.io/siu_nb/core.html.md"""
 
 # %% auto #0
 __all__ = ['IGNORE', 'versions', 'atomic_write', 'atomic_folder', 'json_safe', 'to_json', 'chunks', 'sample_pairs', 'words',
-           'md_table', 'torch_threads']
+           'md_table', 'torch_threads', 'quiet_known_noise']
 
 # %% ../nbs/00_core.ipynb #df53a57a
 import json, math, os, platform, random, re, shutil, tempfile
@@ -105,3 +105,19 @@ def torch_threads(n:int=1): # torch CPU threads inside the block (None: leave un
     if n: torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(prev)
+
+# %% ../nbs/00_core.ipynb #040af917
+import logging, warnings
+_NOISE = [("bitsandbytes.backends.cpu.ops", "kernels-community")]
+_NOISE_WARNINGS = [(UserWarning, r"bitsandbytes::gemv_4bit: an autograd kernel"), (FutureWarning, r"`is_gradient_checkpointing` is deprecated")]
+
+class _DropText(logging.Filter):
+    def __init__(self, text): super().__init__(); self.text = text
+    def filter(self, record): return self.text not in record.getMessage()
+
+def quiet_known_noise():
+    "Filter the library messages listed in `_NOISE` and `_NOISE_WARNINGS` (and only those)."
+    for name, text in _NOISE:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, _DropText) and f.text == text for f in lg.filters): lg.addFilter(_DropText(text))
+    for cat, msg in _NOISE_WARNINGS: warnings.filterwarnings("ignore", message=msg, category=cat)

@@ -8,6 +8,8 @@ Docs: https://siu-nb.github.io/siu_nb/generate.html.md"""
 __all__ = ['chat_prompt', 'load_image', 'to_model', 'generate', 'answer_logprobs', 'ask']
 
 # %% ../nbs/03_generate.ipynb #76449c99
+import warnings
+import numpy as np
 from pathlib import Path
 import torch
 from PIL import Image
@@ -23,14 +25,31 @@ def chat_prompt(processor,   # the model's processor (has a chat template)
     return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
 
 # %% ../nbs/03_generate.ipynb #bb428e46
+def _to_rgb(im:Image.Image, name) -> Image.Image:
+    "`im` as 8-bit RGB: 16-bit and float images rescaled, transparency composited on white (said), first frame of an animation (said)."
+    if getattr(im, "n_frames", 1) > 1: warnings.warn(f"{name} is animated ({im.n_frames} frames): using the first frame.")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 1.0 if im.mode == "F" and a.max() <= 1 else 65535.0 if a.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(a / top * 255 + 0.5, 0, 255).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        warnings.warn(f"{name} has transparency: composited on a white background.")
+        rgba = im.convert("RGBA"); bg = Image.new("RGBA", rgba.size, "white"); im = Image.alpha_composite(bg, rgba)
+    return im.convert("RGB")
+
 def load_image(image) -> Image.Image:
-    "An RGB PIL image from a PIL image or a path, with a clear error for a missing or corrupt file."
-    if isinstance(image, Image.Image): return image.convert("RGB")
+    "An 8-bit RGB PIL image from a PIL image or a path, fully decoded, with a clear error for a missing, unreadable or huge file."
+    if isinstance(image, Image.Image): return _to_rgb(image, "The image")
     path = Path(image)
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder, not an image: pass the path of an image file.")
     if not path.is_file(): raise FileNotFoundError(f"Image not found: {path}. Check the path (relative paths are read from {Path.cwd()}).")
     try:
-        with Image.open(path) as im: return im.convert("RGB")
-    except Exception as e:
+        with Image.open(path) as im:
+            im.load()  # decode fully now: a truncated file fails here, not after training
+            return _to_rgb(im, str(path))
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"Image {path} is too large to decode safely ({e}): downscale it (e.g. to 2048 px on its longest side).") from e
+    except (OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"Cannot read image {path}: {e}. Re-save it as PNG or JPEG.") from e
 
 # %% ../nbs/03_generate.ipynb #be6f5645

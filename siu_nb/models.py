@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import torch
+from .core import atomic_folder, quiet_known_noise
+quiet_known_noise()  # before peft imports bitsandbytes
 from peft import LoraConfig, PeftModel, get_peft_model
-from .core import atomic_folder
 
 # %% ../nbs/02_models.ipynb #0891c0a0
 _LM_LINEAR = r"(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
