@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps
-from .generate import generate, load_image
-from .generate import answer_logprobs
-from .metrics import em_score, hit_rate, rouge_l
 from .core import sample_pairs
-from .judges import RuleJudge, g_eval_score
-from .bench import Question
-from .generate import ask
 from .models import original_model, quantize_4bit
-from .judges import judge_records
+from .generate import generate, load_image, answer_logprobs, ask
+from .bench import Question
+from .metrics import em_score, hit_rate, rouge_l
+from .judges import RuleJudge, g_eval_score, judge_records
 
 # %% ../nbs/14_attacks.ipynb #63bcc88c
 @dataclass

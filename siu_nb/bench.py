@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path, PurePosixPath
 from PIL import Image
 from .generate import load_image
-from .core import atomic_write
-from .core import md_table
+from fastcore.basics import patch
+from .core import atomic_write, md_table
 
 # %% ../nbs/09_bench.ipynb #7cfafa0c
 QUESTION_KINDS = ("name", "yesno", "multihop", "fact")
@@ -122,9 +122,10 @@ def _concept_record(c, root, sub):
     return rec
 
 # %% ../nbs/09_bench.ipynb #e454e294
-def _to_folder(self:MMUBench,
-               path, # folder to write (created if missing)
-              ) -> Path:
+@patch
+def to_folder(self:MMUBench,
+              path, # folder to write (created if missing)
+             ) -> Path:
     "Write the benchmark as `path/mmubench.json` plus PNG images under `path/images/`."
     root = Path(path); root.mkdir(parents=True, exist_ok=True)
     meta = dict(format="mmubench", version=1,
@@ -135,7 +136,7 @@ def _to_folder(self:MMUBench,
                               answer=v.answer) for i, v in enumerate(self.utility)])
     atomic_write(root/META, json.dumps(meta, ensure_ascii=False, indent=1))
     return root
-MMUBench.to_folder = _to_folder
+
 
 # %% ../nbs/09_bench.ipynb #0b0b6ecf
 class BenchError(ValueError):
@@ -235,8 +236,12 @@ def _folder_resolver(root):
         return p
     return resolve
 
-def _from_folder(cls, path, # folder holding `mmubench.json` and the images
-                ) -> MMUBench:
+
+# %% ../nbs/09_bench.ipynb #71c058fa
+@patch(cls_method=True)
+def from_folder(cls:MMUBench,
+                path, # folder holding `mmubench.json` and the images
+               ):
     "Load and validate a benchmark folder; raises `BenchError` listing every problem with its fix."
     root = Path(path)
     if not (root/META).is_file():
@@ -244,13 +249,15 @@ def _from_folder(cls, path, # folder holding `mmubench.json` and the images
     try: meta = json.loads((root/META).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e: raise BenchError(f"{root/META} is not valid JSON: {e}. Fix the syntax.") from e
     return _parse(meta, _folder_resolver(root), str(root/META))
-MMUBench.from_folder = classmethod(_from_folder)
+
 
 # %% ../nbs/09_bench.ipynb #fb2c3c95
-def _from_hf(cls, concepts, # a `datasets.Dataset` (or iterable of dicts) with one row per concept, or a Hub dataset name
-             utility=None,    # optional dataset (or iterable of dicts) with columns image, question, answer
-             split="train",   # split to use when loading by name
-            ) -> MMUBench:
+@patch(cls_method=True)
+def from_hf(cls:MMUBench,
+            concepts,        # a `datasets.Dataset` (or iterable of dicts) with one row per concept, or a Hub dataset name
+            utility=None,    # optional dataset (or iterable of dicts) with columns image, question, answer
+            split="train",   # split to use when loading by name
+           ):
     "Build and validate a benchmark from Hugging Face `datasets` rows (images decoded to PIL)."
     if isinstance(concepts, str):
         try: import datasets
@@ -266,4 +273,4 @@ def _from_hf(cls, concepts, # a `datasets.Dataset` (or iterable of dicts) with o
         meta[key].append(row)
     def no_paths(where, v, ck): return ck.err(where, f"got the path {v!r}; a dataset must hold decoded images (a `datasets.Image` column).")
     return _parse(meta, no_paths, "dataset")
-MMUBench.from_hf = classmethod(_from_hf)
+

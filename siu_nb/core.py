@@ -83,10 +83,11 @@ def sample_pairs(images,   # images (PIL or paths)
     return [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), n))]
 
 # %% ../nbs/00_core.ipynb #9bfd01d5
-def words(s:str) -> list:
-    "Lowercase words of `s` (letters and digits)."
-    return re.findall(r"[a-z0-9]+", s.lower())
-
+def words(s:str,              # the text
+          unicode:bool=False, # True: runs of word characters in any script (`\w+`); False: ASCII letters and digits
+         ) -> list:
+    "Lowercase words of `s`."
+    return re.findall(r"\w+" if unicode else r"[a-z0-9]+", s.lower())
 
 # %% ../nbs/00_core.ipynb #9d6302c6
 def md_table(df) -> str:

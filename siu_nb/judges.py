@@ -30,11 +30,14 @@ def g_eval_score(scores) -> float:
 class Judge:
     "Base class: `judge(concept, questions, answers) -> list[int]`, scores on the G-Eval 1-5 rubric."
     n_fallback, raw = 0, []
-    def score(self, concept, question, answer) -> int: raise NotImplementedError
+    def score(self, concept, question, answer) -> int:
+        "The rubric score (1-5) of one answer to one question about `concept`."
+        raise NotImplementedError
     def __call__(self, concept,  # the concept to identify (`name`, `aliases`, `questions`, `facts`)
                  questions,      # the questions asked (strings or `Question`s), one per answer
                  answers,        # the answers to grade
                 ) -> list:
+        "One G-Eval score per answer."
         if len(questions) != len(answers): raise ValueError(f"Got {len(questions)} questions for {len(answers)} answers: pass one question per answer.")
         return [self.score(concept, q, a) for q, a in zip(questions, answers)]
 
@@ -45,7 +48,10 @@ class RuleJudge(Judge):
     "The offline G-Eval judge: rules over the concept's names, aliases, keywords and facts."
     def __init__(self, names=()): # other names a wrong answer may use (e.g. the bench's concepts and decoys)
         self.names = [n for n in names if n]
-    def score(self, concept, question, answer) -> int:
+    def score(self, concept, # the concept to identify
+              question,      # the question asked (a string or a `Question` with its keyword)
+              answer,        # the answer to grade
+             ) -> int:
         "The rubric score of one answer."
         text, terms = getattr(question, "text", question), concept_terms(concept)
         kw = getattr(question, "keyword", None)
@@ -90,7 +96,9 @@ def parse_score(text:str) -> int|None:
 # %% ../nbs/13_judges.ipynb #bbcdc543
 class _ModelJudge(Judge):
     def __init__(self, fallback=None): self.fallback = fallback or RuleJudge()
-    def complete(self, prompts:list) -> list: raise NotImplementedError
+    def complete(self, prompts:list) -> list:
+        "The model's raw reply to each prompt (the backend a model judge implements)."
+        raise NotImplementedError
     def __call__(self, concept, questions, answers) -> list:
         if len(questions) != len(answers): raise ValueError(f"Got {len(questions)} questions for {len(answers)} answers: pass one question per answer.")
         self.raw = self.complete([judge_prompt(concept, q, a) for q, a in zip(questions, answers)])
@@ -110,7 +118,10 @@ class HFJudge(_ModelJudge):
         self.model, self.tokenizer, self.max_new_tokens, self.batch_size = model, tokenizer, max_new_tokens, batch_size
 
     @classmethod
-    def from_pretrained(cls, name_or_path, trust_remote_code=False, dtype="auto", **kw):
+    def from_pretrained(cls, name_or_path,    # a Hub model id or a local folder
+                        trust_remote_code=False, # run code shipped with the model (off: safer)
+                        dtype="auto",      # torch dtype; "auto": as saved
+                        **kw):             # `HFJudge` arguments (max_new_tokens, batch_size, fallback)
         "Load a judge model and tokenizer from the hub or a local folder."
         from transformers import AutoModelForCausalLM, AutoTokenizer
         tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
@@ -124,6 +135,7 @@ class HFJudge(_ModelJudge):
 
     @torch.inference_mode()
     def complete(self, prompts):
+        "Greedy replies to `prompts`, in left-padded batches of `batch_size`."
         tok, out = self.tokenizer, []
         side, tok.padding_side = tok.padding_side, "left"
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

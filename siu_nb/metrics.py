@@ -14,6 +14,7 @@ import math, re
 import torch
 from .generate import chat_prompt
 from .generate import answer_logprobs
+from .core import words
 
 # %% ../nbs/12_metrics.ipynb #3cfa3745
 def mentions(answer:str, # a generated answer
@@ -69,8 +70,6 @@ def diversity_score(answers, # generated answers
     return sum(per) / len(per) if per else math.nan
 
 # %% ../nbs/12_metrics.ipynb #5c852b50
-def _words(s): return re.findall(r"\w+", s.lower())
-
 def lcs_len(a:list, b:list) -> int:
     "Length of the longest common subsequence of two sequences (dynamic programming, one row at a time)."
     prev = [0] * (len(b) + 1)
@@ -84,7 +83,7 @@ def rouge_l(candidate:str, # one answer
             reference:str, # the answer to compare with
            ) -> float:
     "ROUGE-L F-measure (0-1) between two texts, on lowercased words."
-    c, r = _words(candidate), _words(reference)
+    c, r = words(candidate, unicode=True), words(reference, unicode=True)
     l = lcs_len(c, r)
     return 0.0 if l == 0 else 2 * l / (len(c) + len(r))
 

@@ -21,15 +21,13 @@ from fastcore.script import call_parse
 from transformers import LlavaForConditionalGeneration
 from .testing import train_tokenizer, tiny_processor, tiny_llava_config
 from .generate import chat_prompt, generate
-from .targets import Sample
+from .targets import Sample, NOUN
 from .encode import encode
 from .models import TOY_DIR, load_mllm
 from .bench import MMUBench
 from .world import make_world, image_rng, utility_scene, naming_questions, multihop_questions, multilingual_questions, PREFIXES, YESNO, MULTILINGUAL
-from .core import versions, atomic_folder
-from .targets import _NOUN as NOUN
 from PIL import Image, ImageEnhance, ImageFilter
-from .core import torch_threads, words
+from .core import versions, atomic_folder, torch_threads, words
 
 # %% ../nbs/11_toy.ipynb #7286b049
 DEFAULT_MIX = dict(name=0.2, yesno=0.26, multihop=0.05, fact=0.15, utility=0.34)
@@ -94,7 +92,9 @@ class WorldStream:
         if r.random() < 0.3: return img, q, CONTRAST.format(c=asked, d=o.description, k=NOUN[e.kind])
         return img, q, NO.format(n=e.name)
 
-    def batch(self, n): return [self.item() for _ in range(n)]
+    def batch(self, n):
+        "`n` training items."
+        return [self.item() for _ in range(n)]
 
 # %% ../nbs/11_toy.ipynb #c352ae7b
 def encode_items(processor, items) -> dict:

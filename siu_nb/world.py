@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 from .bench import MMUBench, Concept, Question, Fact, VQAItem, CONCEPT_KINDS
+from fastcore.basics import patch
 from .core import md_table
 
 # %% ../nbs/10_world.ipynb #fc825dba
@@ -258,7 +259,9 @@ class Entity:
         if self.kind == "object": return f"{_a(t['main'])} {t['form']} with {t['accent']} details"
         return f"{t['period']} {t['pattern']} in {', '.join(PALETTES[t['palette']])}, with {t['motif']}s"
 
-    def draw(self, rng=None, clean=False, size=64): return render(self.kind, self.traits, rng, clean, size)
+    def draw(self, rng=None, clean=False, size=64):
+        "An image of the entity (`render` with its kind and traits)."
+        return render(self.kind, self.traits, rng, clean, size)
 
     def __repr__(self): return f"Entity({self.name!r}, {self.kind}, {self.group}: {self.description})"
 
@@ -426,21 +429,36 @@ def utility_scene(rng,       # a `random.Random`
     return _post(bg, rng), qa
 
 # %% ../nbs/10_world.ipynb #4ff62f19
-def image_rng(split, seed, name, i): return random.Random(f"{split}-{seed}-{name}-{i}")
+def image_rng(split:str, # "test" (the benchmark), "train" (the toy's pre-training) or "clean" (its clean views)
+              seed:int, # the world's seed
+              name:str, # the entity's name (or "utility")
+              i:int,    # the image's index
+             ) -> random.Random:
+    "The seeded RNG of one image: disjoint splits never draw the same image."
+    return random.Random(f"{split}-{seed}-{name}-{i}")
 
-def _concept(self:World, e:Entity, n_images=56, split="test"):
+
+# %% ../nbs/10_world.ipynb #fb959abc
+@patch
+def concept(self:World,
+            e:Entity,       # one of the world's entities
+            n_images=56,    # 1 clean forget image + n_images-1 varied images
+            split="test",   # image seeds' split (see `image_rng`)
+           ) -> Concept:
     "The `Concept` of entity `e` with its images drawn."
     imgs = [] if e.group == "decoy" else [e.draw(image_rng(split, self.seed, e.name, i)) for i in range(n_images - 1)]
     return Concept(e.name, list(e.aliases), e.kind, None if e.group == "decoy" else e.draw(clean=True), imgs,
                    naming_questions(e) if e.group != "decoy" else [], list(e.facts),
                    multilingual_questions(e) if e.group != "decoy" else {}, multihop_questions(e) if e.group != "decoy" else [],
                    e.description)
-World.concept = _concept
 
-def _bench(self:World,
-           n_images=56,    # images per concept and per unseen concept (1 forget + n_images-1 test)
-           n_utility=240,  # utility VQA items
-          ) -> MMUBench:
+
+# %% ../nbs/10_world.ipynb #89d5a987
+@patch
+def bench(self:World,
+          n_images=56,    # images per concept and per unseen concept (1 forget + n_images-1 test)
+          n_utility=240,  # utility VQA items
+         ) -> MMUBench:
     "The world as an `MMUBench` with held-out test images."
     util = []
     for i in range(n_utility):
@@ -448,17 +466,20 @@ def _bench(self:World,
         q, a = qa[i % len(qa)]; util.append(VQAItem(img, q, a))
     return MMUBench([self.concept(e, n_images) for e in self.concepts], util,
                     [self.concept(e, n_images) for e in self.unseen], [self.concept(e) for e in self.decoys])
-World.bench = _bench
+
 
 # %% ../nbs/10_world.ipynb #03bb2c6f
 def contact_sheet(concepts,   # `Concept`s (or anything with `.name` and an image attribute)
                   attr="forget_image", # which image to show
-                  ncols=8, size=1.3):
-    "A grid of one image per concept, titled with its name."
+                  ncols=8,    # images per row
+                  size=1.3,   # inches per image
+                 ):
+    "A grid of one image per concept, titled with its name; the figure is returned (and closed, so it shows once)."
     import matplotlib.pyplot as plt
     n = len(concepts); nrows = math.ceil(n / ncols)
     fig, axs = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)), squeeze=False)
     for a in axs.flat: a.axis("off")
     for a, c in zip(axs.flat, concepts):
-        im = getattr(c, attr); a.imshow(im if isinstance(im, Image.Image) else Image.open(im)); a.set_title(c.name, fontsize=7)
-    fig.tight_layout(); return fig
+        im = getattr(c, attr); a.imshow(im if isinstance(im, Image.Image) else Image.open(im), interpolation="nearest"); a.set_title(c.name, fontsize=7)
+    fig.tight_layout(); plt.close(fig)
+    return fig
