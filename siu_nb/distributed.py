@@ -1,4 +1,4 @@
-"""`unlearn` in several processes through `accelerate` (DDP; DeepSpeed and FSDP by config), checked to give the same adapter as one process with the same global batch.
+"""The test of the training loop's `SeveralProcesses` strategy: `unlearn` launched in 2 CPU processes (torchrun, gloo, DDP through `accelerate`) gives the same adapter as one process with twice the accumulation.
 
 Docs: https://siu-nb.github.io/siu_nb/distributed.html.md"""
 
