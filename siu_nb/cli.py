@@ -1,4 +1,4 @@
-"""`siu-demo` runs the whole method on the embedded benchmark in about a minute; `siu-unlearn` and `siu-eval` do real work on hub models and your own concepts, resumably.
+"""`siu-demo` runs the whole method on the embedded benchmark in seconds on a laptop CPU; `siu-unlearn` and `siu-eval` do real work on hub models and your own concepts, resumably.
 
 Docs: https://siu-nb.github.io/siu_nb/cli.html.md"""
 
@@ -7,27 +7,24 @@ Docs: https://siu-nb.github.io/siu_nb/cli.html.md"""
 # %% auto #0
 __all__ = ['siu_demo', 'unlearn_to_folder', 'siu_unlearn', 'siu_eval']
 
-# %% ../nbs/17_cli.ipynb #a6c0b0ce
+# %% ../nbs/17_cli.ipynb #ec288969
 import json, time
 from pathlib import Path
 from fastcore.script import call_parse, store_true
+from .core import versions, atomic_write, to_json
+from .models import load_mllm
 from .targets import ForgetRequest, baseline_set
 from .train import unlearn
-from .models import load_mllm
-from .evaluate import evaluate, plot_metrics, plot_attacks
 from .bench import MMUBench
 from .toy import toy_bench
-from .core import versions, atomic_write
+from .evaluate import evaluate, plot_metrics, plot_attacks
 from .pipeline import DEFAULT_STEPS, TOY_LR, demo_concept, compare, results_table, plot_results
 
-# %% ../nbs/17_cli.ipynb #b39fc43f
-def _dump(obj): return json.dumps(obj, indent=1, ensure_ascii=False, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-
-# %% ../nbs/17_cli.ipynb #e817d12e
+# %% ../nbs/17_cli.ipynb #0afbd459
 @call_parse
 def siu_demo(concept:str=None,     # concept to forget (default: the person the toy model knows best)
              methods:str="siu",    # comma-separated methods: siu, ga, ga_kl, po, npo, graddiff
-             steps:int=DEFAULT_STEPS, # unlearning steps
+             steps:int=DEFAULT_STEPS, # unlearning steps (the toy model's budget, at lr `TOY_LR`)
              seed:int=0,           # seed of everything
              json:str=None,        # write the JSON report here
              plots:str=None,       # write plots (PNG) into this folder
@@ -39,22 +36,21 @@ def siu_demo(concept:str=None,     # concept to forget (default: the person the 
     concept = concept or demo_concept(bench)
     if concept not in bench.names: raise SystemExit(f"Unknown concept {concept!r}. Choose one of: {', '.join(bench.names)}")
     ms = tuple(m.strip() for m in methods.split(",") if m.strip())
-    eval_kw = dict(n=None) if full else {}
-    out, reports = compare(bench, concept, ms, steps, seed, eval_kw=eval_kw)
+    out, reports = compare(bench, concept, ms, steps, seed, eval_kw=dict(n=None) if full else {})
     out["seconds"] = round(time.perf_counter() - t0, 2)
     print(f"Forgot {concept!r} with {', '.join(ms)} in {out['seconds']:.1f} s (loading included)\n")
     print(results_table(out).round(2).to_string())
-    if json: atomic_write(json, _dump(out)); print(f"\nJSON report: {json}")
+    if json: atomic_write(json, to_json(out)); print(f"\nJSON report: {json}")
     if plots:
         Path(plots).mkdir(parents=True, exist_ok=True)
-        plot_results(out).savefig(Path(plots) / "methods.png", dpi=120)
+        plot_results(out).savefig(Path(plots) / "methods.png", dpi=100)
         for m, rep in reports.items():
-            plot_metrics(rep).savefig(Path(plots) / f"{m}_metrics.png", dpi=120)
-            plot_attacks(rep).savefig(Path(plots) / f"{m}_attacks.png", dpi=120)
+            plot_metrics(rep).savefig(Path(plots) / f"{m}_metrics.png", dpi=100)
+            plot_attacks(rep).savefig(Path(plots) / f"{m}_attacks.png", dpi=100)
         print(f"plots: {plots}")
     return out
 
-# %% ../nbs/17_cli.ipynb #38cdeee0
+# %% ../nbs/17_cli.ipynb #4f67fa98
 def _request(concept, image=None, bench=None, facts=None):
     if bench is not None:
         if concept not in bench.names: raise ValueError(f"Concept {concept!r} is not in the benchmark; it has: {', '.join(bench.names)}.")
@@ -69,30 +65,12 @@ def _request(concept, image=None, bench=None, facts=None):
 
 def _load_bench(bench):
     if bench is None: return None
-    if bench == "toy":
-        return toy_bench()
+    if bench == "toy": return toy_bench()
     return MMUBench.from_folder(bench)
 
-def unlearn_to_folder(out,               # output folder
-                      concept,           # the concept's name
-                      model="toy",       # "toy", a hub id or a local folder
-                      image=None,        # the single forget image (default: the benchmark's forget image)
-                      bench=None,        # "toy" or an MMUBench folder: facts, substitute names and evaluation
-                      facts=None,        # JSON file with aliases/facts/other_facts (when there is no benchmark)
-                      method="siu",      # "siu" or a baseline
-                      steps=None, seed=0, lr=None, batch_size=4, # unlearning settings (default: the paper's 6 steps at 3e-4; toy: 30 at 1e-3)
-                      load_in_4bit=False,# QLoRA base
-                      overwrite=False,   # replace a different run in `out`
-                      eval_kw=None,      # arguments of `evaluate`
-                      log=print,         # progress messages
-                     ) -> dict:
-    "Unlearn `concept` into folder `out` (adapter, report, run.json); resumes a finished stage, refuses to clobber another run."
-    out = Path(out)
-    steps, lr = steps or (DEFAULT_STEPS if model == "toy" else 6), lr or (TOY_LR if model == "toy" else 3e-4)
-    settings = dict(concept=concept, model=model, image=str(image) if image else None, bench=str(bench) if bench else None,
-                    facts=str(facts) if facts else None, method=method, steps=steps, seed=seed, lr=lr, batch_size=batch_size,
-                    load_in_4bit=load_in_4bit, eval=eval_kw or {})
-    settings = json.loads(_dump(settings))  # as stored: tuples become lists
+# %% ../nbs/17_cli.ipynb #52abc89d
+def _run_state(out:Path, settings:dict, overwrite=False) -> dict:
+    "The run's state in folder `out`: stored if the settings match, fresh otherwise; refuses to clobber another run."
     manifest = out / "run.json"
     state = json.loads(manifest.read_text()) if manifest.is_file() else None
     if state is not None and state["settings"] != settings and not overwrite:
@@ -101,26 +79,63 @@ def unlearn_to_folder(out,               # output folder
         raise FileExistsError(f"{out} exists and is not empty. Choose another folder or pass --overwrite.")
     if state is None or state["settings"] != settings: state = dict(settings=settings, versions=versions(), done=[])
     out.mkdir(parents=True, exist_ok=True)
-    save = lambda: atomic_write(manifest, _dump(state))
-    b = _load_bench(bench)
+    return state
+
+# %% ../nbs/17_cli.ipynb #aa87601f
+def _train_stage(out, state, request, save, log, progress=True):
+    "The unlearned `(model, processor)`: loaded from `out/adapter` when training is done, else trained and saved."
+    s = state["settings"]
     if "unlearn" in state["done"] and (out / "adapter" / "adapter_config.json").is_file():
         log(f"resuming: adapter already in {out/'adapter'}")
-        m, processor = load_mllm(model, load_in_4bit, adapter=out / "adapter")
-    else:
-        request = _request(concept, image, b, facts)
-        m, processor = load_mllm(model, load_in_4bit)
-        res = unlearn(m, processor, baseline_set(request, method, seed=seed), method=method, steps=steps, seed=seed, lr=lr,
-                      batch_size=batch_size)
-        res.save(out / "adapter"); m = res.model
-        state["done"].append("unlearn"); state["unlearn_seconds"] = res.seconds; save()
-        log(f"adapter saved: {out/'adapter'} ({res})")
-    if b is not None and "evaluate" not in state["done"]:
-        rep = evaluate(m, processor, b, concept, seed=seed, **(eval_kw or {}))
-        rep.save(out / "report.json"); state["done"].append("evaluate"); state["summary"] = rep.summary(); save()
-        log(str(rep))
+        return load_mllm(s["model"], s["load_in_4bit"], adapter=out / "adapter")
+    r = request()
+    m, processor = load_mllm(s["model"], s["load_in_4bit"])
+    res = unlearn(m, processor, baseline_set(r, s["method"], seed=s["seed"]), method=s["method"], steps=s["steps"], seed=s["seed"],
+                  lr=s["lr"], batch_size=s["batch_size"], progress=progress)
+    res.save(out / "adapter")
+    state["done"].append("unlearn"); state["unlearn_seconds"] = res.seconds; save()
+    log(f"adapter saved: {out/'adapter'} ({res})")
+    return res.model, processor
+
+def _evaluate_stage(out, state, model, processor, bench, eval_kw, save, log):
+    "Evaluate into `out/report.json` unless there is no benchmark or it is done."
+    if bench is None or "evaluate" in state["done"]: return
+    s = state["settings"]
+    rep = evaluate(model, processor, bench, s["concept"], seed=s["seed"], **(eval_kw or {}))
+    rep.save(out / "report.json"); state["done"].append("evaluate"); state["summary"] = rep.summary(); save()
+    log(str(rep))
+
+# %% ../nbs/17_cli.ipynb #14ffc1c0
+def unlearn_to_folder(out,               # output folder
+                      concept,           # the concept's name
+                      model="toy",       # "toy", a hub id or a local folder
+                      image=None,        # the single forget image (default: the benchmark's forget image)
+                      bench=None,        # "toy" or an MMUBench folder: facts, substitute names and evaluation
+                      facts=None,        # JSON file with aliases/facts/other_facts (when there is no benchmark)
+                      method="siu",      # "siu" or a baseline
+                      steps=None,        # unlearning steps (default: the paper's 6; `DEFAULT_STEPS` on the toy model)
+                      seed=0,            # seed of the forget data, LoRA init and evaluation
+                      lr=None,           # learning rate (default: the paper's 3e-4; `TOY_LR` on the toy model)
+                      batch_size=4,      # samples per step
+                      load_in_4bit=False,# QLoRA base
+                      overwrite=False,   # replace a different run in `out`
+                      eval_kw=None,      # arguments of `evaluate`
+                      log=print,         # progress messages
+                      progress=True,     # show the unlearning progress bar
+                     ) -> dict:
+    "Unlearn `concept` into folder `out` (adapter, report, run.json); resumes a finished stage, refuses to clobber another run."
+    out, steps, lr = Path(out), steps or (DEFAULT_STEPS if model == "toy" else 6), lr or (TOY_LR if model == "toy" else 3e-4)
+    settings = dict(concept=concept, model=model, image=str(image) if image else None, bench=str(bench) if bench else None,
+                    facts=str(facts) if facts else None, method=method, steps=steps, seed=seed, lr=lr, batch_size=batch_size,
+                    load_in_4bit=load_in_4bit, eval=eval_kw or {})
+    state = _run_state(out, json.loads(to_json(settings)), overwrite)  # the settings as stored: tuples become lists
+    save, b = lambda: atomic_write(out / "run.json", to_json(state)), _load_bench(bench)
+    m, processor = _train_stage(out, state, lambda: _request(concept, image, b, facts), save, log, progress)
+    _evaluate_stage(out, state, m, processor, b, eval_kw, save, log)
     save()
     return state
 
+# %% ../nbs/17_cli.ipynb #4083bdb7
 @call_parse
 def siu_unlearn(concept:str,          # the concept's name, e.g. "Donald Trump"
                 out:str,              # output folder (adapter, report.json, run.json)
@@ -129,9 +144,10 @@ def siu_unlearn(concept:str,          # the concept's name, e.g. "Donald Trump"
                 bench:str=None,       # "toy" or an MMUBench folder (facts, substitute names, evaluation)
                 facts:str=None,       # JSON with aliases / facts / other_facts, when there is no benchmark
                 method:str="siu",     # siu, ga, ga_kl, po, npo, graddiff
-                steps:int=None,       # unlearning steps (default: 6, the paper's; 8 on the toy model)
+                steps:int=None,       # unlearning steps (default: 6, the paper's; 30 on the toy model)
                 lr:float=None,        # learning rate (default: 3e-4, the paper's; 1e-3 on the toy model)
-                seed:int=0, batch_size:int=4,
+                seed:int=0,           # seed of the forget data, LoRA init and evaluation
+                batch_size:int=4,     # samples per step
                 load_in_4bit:store_true=False, # 4-bit base (QLoRA; needs bitsandbytes)
                 overwrite:store_true=False,    # replace a different run in `out`
                ):
@@ -139,7 +155,7 @@ def siu_unlearn(concept:str,          # the concept's name, e.g. "Donald Trump"
     try: return unlearn_to_folder(out, concept, model, image, bench, facts, method, steps, seed, lr, batch_size, load_in_4bit, overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as e: raise SystemExit(f"siu-unlearn: {e}")
 
-# %% ../nbs/17_cli.ipynb #7d0c1f0f
+# %% ../nbs/17_cli.ipynb #aa8387b6
 @call_parse
 def siu_eval(concept:str,           # the concept to evaluate
              out:str,               # report JSON path
@@ -155,7 +171,7 @@ def siu_eval(concept:str,           # the concept to evaluate
     if Path(out).exists() and not overwrite: raise SystemExit(f"siu-eval: {out} exists; choose another path or pass --overwrite.")
     b = _load_bench(bench)
     if concept not in b.names: raise SystemExit(f"siu-eval: unknown concept {concept!r}; the benchmark has: {', '.join(b.names)}.")
-    m, processor = load_mllm(model, load_in_4bit, adapter)
+    m, processor = load_mllm(model, load_in_4bit, adapter=adapter)
     rep = evaluate(m, processor, b, concept, seed=seed, **(dict(n=None) if full else {}))
     rep.save(out); print(rep)
     return rep

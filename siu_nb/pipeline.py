@@ -7,7 +7,7 @@ Docs: https://siu-nb.github.io/siu_nb/pipeline.html.md"""
 # %% auto #0
 __all__ = ['DEFAULT_STEPS', 'TOY_LR', 'demo_concept', 'run_method', 'compare', 'results_table', 'plot_results']
 
-# %% ../nbs/16_pipeline.ipynb #5891b94e
+# %% ../nbs/16_pipeline.ipynb #34299551
 import time
 from .core import versions
 from .models import load_mllm
@@ -16,15 +16,19 @@ from .train import unlearn
 from .evaluate import evaluate, METRICS, ATTACK_KEYS
 from .toy import toy_info
 
-# %% ../nbs/16_pipeline.ipynb #d4399c54
-DEFAULT_STEPS, TOY_LR = 30, 1e-3
+# %% ../nbs/16_pipeline.ipynb #8e7b5c61
+DEFAULT_STEPS, TOY_LR = 30, 1e-3  # the toy model's unlearning budget: steps and learning rate
 
-def demo_concept(bench) -> str:
+# %% ../nbs/16_pipeline.ipynb #1c63727c
+def demo_concept(bench, # the toy benchmark (`siu_nb.toy.toy_bench`)
+                ) -> str:
     "The person the shipped toy model recognises best (the demo's default concept)."
     acc = toy_info()["accuracy"]["per_concept"]
     return max((c.name for c in bench.concepts if c.kind == "person"), key=lambda n: acc.get(n, 0))
 
-def run_method(bench, concept,   # a benchmark and the name of the concept to forget
+# %% ../nbs/16_pipeline.ipynb #b0994988
+def run_method(bench,            # an `MMUBench`
+               concept,          # the name of the concept to forget
                method="siu",     # "siu" or a baseline: "ga", "ga_kl", "po", "npo", "graddiff"
                steps=DEFAULT_STEPS, # unlearning steps
                seed=0,           # seeds the forget data, LoRA init, sampling and the evaluation's draws
@@ -43,9 +47,17 @@ def run_method(bench, concept,   # a benchmark and the name of the concept to fo
     res = unlearn(model, processor, samples, method=method, steps=steps, seed=seed, **{"progress": False, "lr": TOY_LR, **(unlearn_kw or {})})
     return res, evaluate(res.model, processor, bench, concept, seed=seed, **(eval_kw or {}))
 
-# %% ../nbs/16_pipeline.ipynb #1891eab8
-def compare(bench, concept, methods=("siu",), steps=DEFAULT_STEPS, seed=0, loader=None, eval_kw=None, **kw):
-    "Run `methods` on `concept` and collect `{'original': summary, method: summary, ...}` with settings and timing."
+# %% ../nbs/16_pipeline.ipynb #3181f1d7
+def compare(bench,                 # an `MMUBench`
+            concept,               # the name of the concept to forget
+            methods=("siu",),      # the methods to run, each from a fresh model
+            steps=DEFAULT_STEPS,   # unlearning steps
+            seed=0,                # seed of everything
+            loader=None,           # returns a fresh `(model, processor)`; default the shipped toy model
+            eval_kw=None,          # extra arguments of `evaluate`
+            **kw,                  # more arguments of `run_method` (recorded in the settings)
+           ):
+    "Run `methods` on `concept`; returns `(results, reports)`, results as `{'original': summary, method: summary, ...}` with settings and timing."
     t0, results, reports = time.perf_counter(), {}, {}
     for m in methods:
         res, rep = run_method(bench, concept, m, steps, seed, loader, eval_kw=eval_kw, **kw)
@@ -57,7 +69,9 @@ def compare(bench, concept, methods=("siu",), steps=DEFAULT_STEPS, seed=0, loade
                versions=versions(), results=results)
     return out, reports
 
-def results_table(out):
+# %% ../nbs/16_pipeline.ipynb #9a8c8ab8
+def results_table(out, # what `compare` returns first
+                 ):
     "A DataFrame: one row per metric, one column per model (original first)."
     import pandas as pd
     df = pd.DataFrame(out["results"])
@@ -66,11 +80,15 @@ def results_table(out):
     df = df.loc[order]; df.index = [f"{k} {arrows[k]}" for k in order]
     return df
 
-def plot_results(out, keys=("efficacy", "em", "other_concepts", "utility", "facts", "diversity")):
-    "Grouped bars of the rate metrics, one colour per model."
+# %% ../nbs/16_pipeline.ipynb #79123684
+def plot_results(out, # what `compare` returns first
+                 keys=("efficacy", "em", "other_concepts", "utility", "facts", "diversity"), # rate metrics to draw
+                ):
+    "Grouped bars of the rate metrics, one colour per model; returns the (closed) figure."
     import pandas as pd, seaborn as sns, matplotlib.pyplot as plt
     rows = [dict(model=m, metric=k, value=v.get(k)) for m, v in out["results"].items() for k in keys if v.get(k) is not None]
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = plt.subplots(figsize=(7, 2.8))
     sns.barplot(pd.DataFrame(rows), x="metric", y="value", hue="model", ax=ax)
-    ax.set_ylabel("%"); ax.set_ylim(0, 105); ax.set_title(out["concept"]); ax.legend(fontsize=8, ncols=len(out["results"]))
-    fig.tight_layout(); return fig
+    ax.set_ylabel("%"); ax.set_xlabel(""); ax.set_ylim(0, 105); ax.set_title(out["concept"], fontsize=9)
+    ax.tick_params(labelsize=8); ax.legend(fontsize=7, ncols=len(out["results"]))
+    fig.tight_layout(); plt.close(fig); return fig
