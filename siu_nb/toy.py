@@ -27,7 +27,7 @@ from .models import TOY_DIR, load_mllm
 from .bench import MMUBench
 from .world import make_world, image_rng, utility_scene, naming_questions, multihop_questions, multilingual_questions, PREFIXES, YESNO, MULTILINGUAL
 from PIL import Image, ImageEnhance, ImageFilter
-from .core import versions, atomic_folder, torch_threads, words
+from .core import versions, atomic_folder, torch_threads, mentions
 
 # %% ../nbs/11_toy.ipynb #7286b049
 DEFAULT_MIX = dict(name=0.2, yesno=0.26, multihop=0.05, fact=0.15, utility=0.34)
@@ -177,22 +177,22 @@ def score_toy(model, processor,
         names = [q for q in c.questions if q.kind == "name"]; yn = [q for q in c.questions if q.kind == "yesno"]
         others, langs = [o for o in bench.concepts if o is not c], sorted(c.multilingual)
         for i, im in enumerate(c.test_images[:n_per_concept]):
-            add("naming", c.name, im, names[i % len(names)].text, lambda a, k=c.keyword: k in words(a))
-            add("yesno", c.name, im, yn[i % len(yn)].text, lambda a: "yes" in words(a))
-            add("yesno", c.name, im, f"Is this {others[(i + ci) % len(others)].name}?", lambda a: "no" in words(a) and "yes" not in words(a))
+            add("naming", c.name, im, names[i % len(names)].text, lambda a, k=c.keyword: mentions(a, k))
+            add("yesno", c.name, im, yn[i % len(yn)].text, lambda a: mentions(a, "yes"))
+            add("yesno", c.name, im, f"Is this {others[(i + ci) % len(others)].name}?", lambda a: mentions(a, "no") and not mentions(a, "yes"))
             mh = c.multihop[i % len(c.multihop)]
-            add("multihop", c.name, im, mh.text, lambda a, k=mh.keyword: k in words(a))
+            add("multihop", c.name, im, mh.text, lambda a, k=mh.keyword: mentions(a, k))
             ml = [q for q in c.multilingual[langs[i % len(langs)]] if q.kind == "name"]
-            add("multilingual", c.name, im, ml[i % len(ml)].text, lambda a, k=c.keyword: k in words(a))
+            add("multilingual", c.name, im, ml[i % len(ml)].text, lambda a, k=c.keyword: mentions(a, k))
     for c in bench.concepts + bench.decoys:
-        for f in c.facts: add("facts", c.name, None, f.question, lambda a, ks=f.keywords: all(k in words(a) for k in ks))
+        for f in c.facts: add("facts", c.name, None, f.question, lambda a, ks=f.keywords: all(mentions(a, k) for k in ks))
     for u in bench.utility[:None if n_per_concept is None else 10 * n_per_concept]:
-        add("utility", u.answer, u.image, u.question, lambda a, k=u.answer: k in words(a))
+        add("utility", u.answer, u.image, u.question, lambda a, k=u.answer: mentions(a, k))
     known = {c.name.lower() for c in bench.concepts + bench.decoys}
     for c in bench.unseen:
         q = "Who is this?" if c.kind in ("person", "character") else "What is this?"
         for im in c.test_images[:n_per_concept]:
-            add("unseen_named", c.name, im, q, lambda a: any(n in a.lower() for n in known))
+            add("unseen_named", c.name, im, q, lambda a: mentions(a, known))
     with torch_threads(threads):
         answers = generate(model, processor, [j[2] for j in jobs], [j[3] for j in jobs], max_new_tokens=max_new_tokens, batch_size=batch_size)
     ok = {}
