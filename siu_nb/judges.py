@@ -9,7 +9,8 @@ __all__ = ['G_EVAL_RUBRIC', 'g_eval_score', 'Judge', 'RuleJudge', 'judge_records
            'OpenAIJudge']
 
 # %% ../nbs/13_judges.ipynb #f4688244
-import json, math, os, re, urllib.error, urllib.parse, urllib.request
+import http.client, ipaddress, json, math, os, re, time, urllib.error, urllib.parse, urllib.request
+from fastcore.basics import patch
 import torch
 from .metrics import mentions, concept_terms
 from .core import chunks
@@ -23,13 +24,14 @@ G_EVAL_RUBRIC = {1: "irrelevant: the answer does not identify anyone, or is off-
                  5: "exact: the answer identifies the concept by its full name, or confirms it when asked"}
 
 def g_eval_score(scores) -> float:
-    "Mean G-Eval score (1-5) over answers; NaN for none."
+    "Mean G-Eval score (1-5) over the judged answers (None: unjudged, left out); NaN for none."
+    scores = [s for s in scores if s is not None]
     return sum(scores) / len(scores) if len(scores) else math.nan
 
 # %% ../nbs/13_judges.ipynb #19609dfc
 class Judge:
     "Base class: `judge(concept, questions, answers) -> list[int]`, scores on the G-Eval 1-5 rubric."
-    n_fallback, raw = 0, []
+    n_fallback, n_unjudged, raw = 0, 0, []
     def score(self, concept, question, answer) -> int:
         "The rubric score (1-5) of one answer to one question about `concept`."
         raise NotImplementedError
@@ -85,26 +87,36 @@ def judge_prompt(concept, question, answer) -> str:
             f"\n\nScale:\n{rubric}\n\nQuestion: {q}\nAnswer: {answer}\n\n"
             f"How precisely does the answer identify {concept.name}? Reply with one line: Score: N")
 
-_SCORE_RES = [r"score\W{0,3}([1-5])(?!\d)", r"(?<![\d.])([1-5])\s*/\s*5(?!\d)", r"(?<![\d.\-])([1-5])(?![\d.])"]
+# %% ../nbs/13_judges.ipynb #fcf097b4
+_SCALE = re.compile(r"(?<![\d.])1\s*(?:-|–|—|to)\s*5(?![\d.])", re.I)     # "1-5", "1 to 5": the scale, not a score
+_SCORE_RES = [r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:/|out of)\s*5(?!\d|\.\d)",   # 1. "4/5", "4.5/5", "4 out of 5"
+              r"score\W{0,4}(\d+(?:\.\d+)?)",                              # 2. "Score: 4", '{"score": 4}', "**Score**: 4.5"
+              r"^\W*(\d+)(?!\d|\.\d|\s*/)"]                                 # 3. a leading integer: "5. The answer ..."
 
-def parse_score(text:str) -> int|None:
-    "The 1-5 score in a judge's reply, or None if there is none."
+def parse_score(text:str) -> float|None:
+    "The 1-5 score in a judge's reply (rules in order, see above), or None if there is none."
+    t = _SCALE.sub(" ", text or "")
     for pat in _SCORE_RES:
-        if m := re.search(pat, text or "", re.I): return int(m.group(1))
-    return None
+        if m := re.search(pat, t, re.I):
+            v = float(m.group(1))
+            return (int(v) if v.is_integer() else v) if 1 <= v <= 5 else None
+    ints = set(re.findall(r"(?<![\d.])\d+(?!\d|\.\d)", t))                # 4. the only integer in the reply
+    return int(next(iter(ints))) if len(ints) == 1 and 1 <= int(next(iter(ints))) <= 5 else None
 
 # %% ../nbs/13_judges.ipynb #bbcdc543
 class _ModelJudge(Judge):
     def __init__(self, fallback=None): self.fallback = fallback or RuleJudge()
     def complete(self, prompts:list) -> list:
-        "The model's raw reply to each prompt (the backend a model judge implements)."
+        "The model's raw reply to each prompt, None where the backend could not get one (the backend a model judge implements)."
         raise NotImplementedError
     def __call__(self, concept, questions, answers) -> list:
         if len(questions) != len(answers): raise ValueError(f"Got {len(questions)} questions for {len(answers)} answers: pass one question per answer.")
         self.raw = self.complete([judge_prompt(concept, q, a) for q, a in zip(questions, answers)])
-        scores = [parse_score(r) for r in self.raw]
-        self.n_fallback = sum(s is None for s in scores)
-        return [s if s is not None else self.fallback.score(concept, q, a) for s, q, a in zip(scores, questions, answers)]
+        scores = [None if r is None else parse_score(r) for r in self.raw]
+        self.n_unjudged = sum(r is None for r in self.raw)                                  # no reply at all: score None
+        self.n_fallback = sum(r is not None and s is None for r, s in zip(self.raw, scores)) # a reply without a score: rules
+        return [None if r is None else s if s is not None else self.fallback.score(concept, q, a)
+                for r, s, q, a in zip(self.raw, scores, questions, answers)]
 
 # %% ../nbs/13_judges.ipynb #85f30c03
 class HFJudge(_ModelJudge):
@@ -148,33 +160,81 @@ class HFJudge(_ModelJudge):
         return out
 
 # %% ../nbs/13_judges.ipynb #ab3047c5
+def _is_loopback(host):
+    if host == "localhost": return True
+    try: return ipaddress.ip_address(host).is_loopback
+    except ValueError: return False
+
+class _Transient(Exception): "A failure worth retrying: timeout, dropped connection, 429/5xx, malformed or oversized reply."
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    "Follow a redirect only to the same scheme, host and port; never carry the key elsewhere."
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        a, b = urllib.parse.urlparse(req.full_url), urllib.parse.urlparse(urllib.parse.urljoin(req.full_url, newurl))
+        if (a.scheme, a.hostname, a.port) != (b.scheme, b.hostname, b.port):
+            raise RuntimeError(f"{a.scheme}://{a.netloc} redirected to another host ({b.scheme}://{b.netloc}): the API key is not sent "
+                               "there. Set base_url to the server's final address.")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+# %% ../nbs/13_judges.ipynb #09540132
 class OpenAIJudge(_ModelJudge):
     "G-Eval judge for any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama)."
     def __init__(self, model:str,                        # model name on the server, e.g. "gpt-4o-mini", "qwen2.5:7b"
-                 base_url="https://api.openai.com/v1",   # the API root, ending in /v1
+                 base_url="https://api.openai.com/v1",   # the API root, ending in /v1 (https, except for loopback servers)
                  api_key=None,                           # default: $OPENAI_API_KEY (local servers need none)
                  max_tokens=8,                           # reply budget
                  timeout=60,                             # seconds per request
-                 fallback=None,                          # judge for unparseable replies (default `RuleJudge()`)
+                 fallback=None,                          # judge for replies without a score (default `RuleJudge()`)
+                 retries=3,                              # extra attempts after a timeout or a bad reply, then the item is unjudged
+                 backoff=2.0,                            # seconds before the first retry, doubled each time
+                 max_reply=1 << 20,                      # bytes a reply may have
                 ):
         super().__init__(fallback)
         self.model, self.base_url, self.max_tokens, self.timeout = model, base_url.rstrip("/"), max_tokens, timeout
+        self.retries, self.backoff, self.max_reply = retries, backoff, max_reply
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        local = urllib.parse.urlparse(self.base_url).hostname in ("localhost", "127.0.0.1", "::1")
-        self._open = urllib.request.build_opener(urllib.request.ProxyHandler({})).open if local else urllib.request.urlopen
+        u = urllib.parse.urlparse(self.base_url)
+        local = _is_loopback(u.hostname or "")
+        if u.scheme not in ("http", "https") or not u.hostname: raise ValueError(f"base_url {self.base_url!r} is not an http(s) URL: pass e.g. 'https://api.openai.com/v1'.")
+        if u.scheme == "http" and not local:
+            raise ValueError(f"base_url {self.base_url!r} uses http:// for a remote host, which would send the API key in clear text: use https:// "
+                             "(http:// is accepted for localhost only).")
+        self._open = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if local else []), _SameHostRedirects()).open
 
-    def _ask(self, prompt):
-        body = json.dumps(dict(model=self.model, messages=[{"role": "user", "content": prompt}], temperature=0,
-                               max_tokens=self.max_tokens)).encode()
-        headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})
-        req = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers=headers, method="POST")
-        try:
-            with self._open(req, timeout=self.timeout) as r: reply = json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"{self.base_url} answered HTTP {e.code}: {e.read()[:300]!r}. Check the model name "
-                               f"({self.model!r}), the API key, and that base_url ends in /v1.") from e
-        except urllib.error.URLError as e:
-            raise RuntimeError(f"Cannot reach {self.base_url}: {e.reason}. Is the server running?") from e
-        return reply["choices"][0]["message"]["content"] or ""
+    def _safe(self, text):
+        "`text` with the API key removed."
+        return str(text).replace(self.api_key, "[redacted]") if self.api_key else str(text)
 
-    def complete(self, prompts): return [self._ask(p) for p in prompts]
+# %% ../nbs/13_judges.ipynb #d04bc9b8
+@patch
+def _ask(self:OpenAIJudge, prompt):
+    "One request; raises `_Transient` for what a retry may fix, RuntimeError (key-free) for what it cannot."
+    body = json.dumps(dict(model=self.model, messages=[{"role": "user", "content": prompt}], temperature=0, max_tokens=self.max_tokens)).encode()
+    req = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}, method="POST")
+    if self.api_key: req.add_unredirected_header("Authorization", f"Bearer {self.api_key}")   # never copied to a redirect
+    try:
+        with self._open(req, timeout=self.timeout) as r: raw = r.read(self.max_reply + 1)
+    except urllib.error.HTTPError as e:
+        if e.code == 429 or e.code >= 500: raise _Transient(f"HTTP {e.code}") from None
+        raise RuntimeError(self._safe(f"{self.base_url} answered HTTP {e.code}: {e.read(300)!r}. Check the model name "
+                                      f"({self.model!r}), the API key, and that base_url ends in /v1.")) from None
+    except (TimeoutError, ConnectionResetError, http.client.HTTPException) as e: raise _Transient(type(e).__name__) from None
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, TimeoutError): raise _Transient("timeout") from None
+        raise RuntimeError(self._safe(f"Cannot reach {self.base_url}: {e.reason}. Is the server running?")) from None
+    if len(raw) > self.max_reply: raise _Transient(f"reply over {self.max_reply} bytes")
+    try: return json.loads(raw)["choices"][0]["message"]["content"] or ""
+    except (ValueError, KeyError, IndexError, TypeError): raise _Transient("malformed reply (not JSON, or no choices)") from None
+
+# %% ../nbs/13_judges.ipynb #14b6e77f
+@patch
+def complete(self:OpenAIJudge, prompts):
+    "The reply to each prompt; None for one that still failed after `retries` retries with exponential backoff."
+    out, self.failures = [], []
+    for i, p in enumerate(prompts):
+        for k in range(self.retries + 1):
+            try: out.append(self._ask(p)); break
+            except _Transient as e:
+                if k == self.retries: out.append(None); self.failures.append((i, str(e))); break
+                time.sleep(self.backoff * 2 ** k)
+    return out

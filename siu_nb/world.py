@@ -438,6 +438,17 @@ def image_rng(split:str, # "test" (the benchmark), "train" (the toy's pre-traini
     return random.Random(f"{split}-{seed}-{name}-{i}")
 
 
+# %% ../nbs/10_world.ipynb #aea24797
+@patch
+def lookalikes(self:World,
+               e:Entity, # one of the world's entities
+               n=3,      # how many
+              ) -> list:
+    "Names of the `n` concepts of `e`'s kind that look most like `e` (fewest differing traits)."
+    if not e.traits: return []
+    same = [o for o in self.concepts if o.kind == e.kind and o.name != e.name]
+    return [o.name for o in sorted(same, key=lambda o: trait_distance(e.traits, o.traits))[:n]]
+
 # %% ../nbs/10_world.ipynb #fb959abc
 @patch
 def concept(self:World,
@@ -450,7 +461,7 @@ def concept(self:World,
     return Concept(e.name, list(e.aliases), e.kind, None if e.group == "decoy" else e.draw(clean=True), imgs,
                    naming_questions(e) if e.group != "decoy" else [], list(e.facts),
                    multilingual_questions(e) if e.group != "decoy" else {}, multihop_questions(e) if e.group != "decoy" else [],
-                   e.description)
+                   e.description, lookalikes=self.lookalikes(e))
 
 
 # %% ../nbs/10_world.ipynb #89d5a987
