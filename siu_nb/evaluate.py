@@ -6,21 +6,26 @@ Docs: https://siu-nb.github.io/siu_nb/evaluate.html.md"""
 
 # %% auto #0
 __all__ = ['METRICS', 'ATTACK_KEYS', 'ATTACKS', 'DEFAULT_ATTACKS', 'Report', 'forgetting', 'fluency_diversity', 'specificity',
-           'fact_recall', 'c_dis_metrics', 'model_attacks', 'unlearned_attacks', 'evaluate', 'plot_metrics',
-           'plot_attacks', 'examples']
+           'fact_recall', 'c_dis_metrics', 'model_attacks', 'unlearned_attacks', 'intervals', 'check_model',
+           'not_computed', 'evaluate', 'plot_metrics', 'plot_attacks', 'examples']
 
 # %% ../nbs/15_evaluate.ipynb #cbbab9d6
-import json
+import json, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
+import torch
 import matplotlib.pyplot as plt
 from fastcore.basics import patch
+from .core import mentions
 from .core import atomic_write, md_table, sample_pairs, json_safe, to_json as strict_json
 from .generate import generate, ask
 from .models import original_model
 from .metrics import em_score, hit_rate, fact_accuracy, diversity_score, concept_terms, keyword_logprobs, c_dis_score, binary_kl, answer_perplexities, fluency_score
+from .metrics import c_dis_paper_score, outcome_breakdown, answer_outcome, OUTCOMES, bootstrap_ci
+from .generate import chat_prompt, load_image, to_model
 from .judges import RuleJudge, g_eval_score, judge_records
+from .attacks import mia_rouge_answers_attack
 from .attacks import mia_rouge_attack, mia_auc_attack, multilingual_attack, multihop_attack, paraphrase_attack, perturbation_attack, relearn_attack, quant4_attack
 
 # %% ../nbs/15_evaluate.ipynb #499bc975
@@ -29,19 +34,29 @@ METRICS = dict(
     em=("↑", "% answers on test images without their keyword (generality)"),
     g_eval=("↓", "judge's 1-5 score of how precisely test-image answers identify the concept"),
     c_dis=("↑", "binary KL between original and unlearned probability of the concept's names"),
+    c_dis_paper=("", "the paper's printed C-Dis, q·log(q/p): negative when the name's probability falls (see metrics)"),
     name_prob=("↓", "mean probability (%) of the concept's names after the answer prefix, test images"),
     specificity=("↑", "mean of other-concept recognition and utility VQA accuracy"),
     other_concepts=("↑", "% correct names for the other concepts' images"),
+    lookalikes=("↑", "% correct names for the concepts that look most like this one (`Concept.lookalikes`)"),
     utility=("↑", "% correct utility VQA answers"),
     facts=("↑", "% of the concept's text-only facts answered (kept by SIU)"),
     other_facts=("↑", "% of other people's text-only facts answered"),
     fluency=("↓", "perplexity of test-image answers, name tokens at 1/|V|"),
-    diversity=("↑", "% unique words per test-image answer"))
+    diversity=("↑", "% unique words per test-image answer"),
+    outcome_reveals=("↓", "% test-image answers that reveal the concept (= 100 − EM)"),
+    outcome_other_concept=("↓", "% test-image answers naming another known concept"),
+    outcome_new_name=("↑", "% test-image answers giving a new plausible name (SIU's aim)"),
+    outcome_denies=("", "% test-image answers that deny or refuse"),
+    outcome_degenerate=("↓", "% test-image answers empty, repetitive or a fragment"))
 
 # %% ../nbs/15_evaluate.ipynb #71f31d29
 ATTACK_KEYS = dict(  # summary key -> (attack, value, direction, meaning)
     mia_rouge=("mia_rouge", "rouge_l", "↓", "ROUGE-L of answers on queries Min-K% cannot tell apart"),
     mia_kept=("mia_rouge", "kept", "", "queries Min-K% cannot tell apart (ROUGE-L is over these)"),
+    mia_n=("mia_rouge", "n", "", "queries about the concept scored by Min-K% (the paper's MIA)"),
+    mia_answers_rouge=("mia_rouge_answers", "rouge_l", "↓", "ROUGE-L, our variant: Min-K% of the original's answers, not the queries"),
+    mia_answers_kept=("mia_rouge_answers", "kept", "", "answers the band kept, our variant"),
     mia_auc=("mia_auc", "auc", "→0.5", "Min-K% AUC, concept vs never-seen concepts"),
     multilingual_em=("multilingual", "em", "↑", "EM over six languages"),
     multilingual_g_eval=("multilingual", "g_eval", "↓", "G-Eval over six languages"),
@@ -51,7 +66,7 @@ ATTACK_KEYS = dict(  # summary key -> (attack, value, direction, meaning)
     relearn_steps=("relearn", "steps_to_relearn", "↑", "fine-tuning steps until the name is back"),
     quant4_em=("quant4", "em", "↑", "EM after 4-bit quantization"))
 
-ATTACKS = ("mia_rouge", "mia_auc", "multilingual", "multihop", "paraphrase", "perturbation", "relearn", "quant4")
+ATTACKS = ("mia_rouge", "mia_auc", "multilingual", "multihop", "paraphrase", "perturbation", "relearn", "quant4", "mia_rouge_answers")
 DEFAULT_ATTACKS = ATTACKS[:6]  # relearning and quantization take longer (and quantization needs bitsandbytes): opt in
 
 # %% ../nbs/15_evaluate.ipynb #219e02cf
@@ -63,9 +78,15 @@ class Report:
     after:dict                                 # the unlearned model, same shape
     records:list=field(default_factory=list)   # one dict per question asked or text scored
     settings:dict=field(default_factory=dict)  # the arguments of `evaluate`
+    not_computed:dict=field(default_factory=dict) # headline key -> why it has no value
+    warnings:list=field(default_factory=list)  # loud problems with a model (e.g. every answer empty)
 
-    def __repr__(self): return f"Report({self.concept!r}, {len(self.records)} records)\n" + self._fmt().to_string(index=False)
-    def _repr_markdown_(self): return f"**{self.concept}**: {len(self.records)} records\n\n" + md_table(self._fmt())
+    def __repr__(self): return f"Report({self.concept!r}, {len(self.records)} records)\n" + self._fmt().to_string(index=False) + self._notes("\n")
+    def _repr_markdown_(self): return f"**{self.concept}**: {len(self.records)} records\n\n" + md_table(self._fmt()) + self._notes("\n\n")
+    def _notes(self, sep):
+        "The warnings and what was not computed, as text."
+        w = [f"**WARNING: {m}**" for m in self.warnings] + ([f"Not computed: " + "; ".join(f"`{k}`: {v}" for k, v in self.not_computed.items())] if self.not_computed else [])
+        return sep + sep.join(w) if w else ""
 
 # %% ../nbs/15_evaluate.ipynb #44f0b957
 @patch
@@ -77,16 +98,17 @@ def summary(self:Report,
     out = dict(d.get("metrics", {}))
     for k, (a, v, *_) in ATTACK_KEYS.items():
         if a in d.get("attacks", {}): out[k] = d["attacks"][a].get(v)
+    out |= {f"{k}_ci": v for k, v in d.get("intervals", {}).items()}
     return out
 
 # %% ../nbs/15_evaluate.ipynb #8159ae77
 @patch
 def table(self:Report):
-    "One row per headline number: direction, original, unlearned, meaning."
+    "One row per headline number: direction, original, unlearned, its 95 % interval, meaning."
     import pandas as pd
     b, a = self.summary("before"), self.summary("after")
     meaning = {k: v for k, v in METRICS.items()} | {k: (d, m) for k, (_, _, d, m) in ATTACK_KEYS.items()}
-    rows = [dict(metric=k, dir=meaning[k][0], original=b.get(k), unlearned=a.get(k), meaning=meaning[k][1])
+    rows = [dict(metric=k, dir=meaning[k][0], original=b.get(k), unlearned=a.get(k), ci=a.get(f"{k}_ci"), meaning=meaning[k][1])
             for k in list(METRICS) + list(ATTACK_KEYS) if k in a or k in b]
     return pd.DataFrame(rows)
 
@@ -99,13 +121,15 @@ def _fmt(self:Report):
         ran = "relearn" in (getattr(self, which) or {}).get("attacks", {})
         missing = [v is None or (isinstance(v, float) and np.isnan(v)) for v in t[c]]
         t[c] = [(never if k == "relearn_steps" and ran else "–") if m else f"{v:.3g}" for k, v, m in zip(t["metric"], t[c], missing)]
-    return t
+    t["ci"] = [f"{c[0]:.3g}–{c[1]:.3g}" if c else "–" for c in t["ci"]]
+    return t.rename(columns={"ci": "unlearned 95% CI"})
 
 # %% ../nbs/15_evaluate.ipynb #f7b4dcb4
 @patch
 def to_json(self:Report) -> str:
     "The report as strict JSON (NaN written as null)."
-    return strict_json(dict(concept=self.concept, before=self.before, after=self.after, settings=self.settings, records=self.records))
+    return strict_json(dict(concept=self.concept, before=self.before, after=self.after, settings=self.settings, records=self.records,
+                            not_computed=self.not_computed, warnings=self.warnings))
 
 # %% ../nbs/15_evaluate.ipynb #2aef9d2a
 @patch
@@ -143,17 +167,20 @@ def forgetting(model, processor,
                judge,   # the G-Eval judge (e.g. `RuleJudge`)
                n=24,    # (image, question) pairs on the forget image, and on the test images
                seed=0,  # sampling seed
+               others=(), # names of the other known concepts, for the outcome breakdown
                **gen,   # `max_new_tokens`, `batch_size` of `generate`
               ):
-    "Efficacy on the forget image, EM and G-Eval on the test images: `(metrics, records)`."
+    "Efficacy on the forget image, EM, G-Eval and the outcome breakdown on the test images: `(metrics, records)`."
     terms = concept_terms(c)
     eff = _tag(ask(model, processor, [c.forget_image], c.questions, n, seed, **gen), metric="efficacy")
     reveal = [terms if x["keyword"].lower() in terms else [x["keyword"]] for x in eff]  # a name, or the "yes"
     test = _tag(ask(model, processor, c.test_images, c.questions, n, seed, **gen), metric="generality")
     judge_records(judge, c, test)
     ans = [x["answer"] for x in test]
+    for x in test: x["outcome"] = answer_outcome(x["answer"], x["keyword"], terms, others)
+    kinds = outcome_breakdown(ans, [x["keyword"] for x in test], terms, others)
     return dict(efficacy=em_score([x["answer"] for x in eff], reveal), em=em_score(ans, [x["keyword"] for x in test]),
-                g_eval=g_eval_score([x["g_eval"] for x in test])), eff + test
+                g_eval=g_eval_score([x["g_eval"] for x in test])) | {f"outcome_{k}": v for k, v in kinds.items()}, eff + test
 
 # %% ../nbs/15_evaluate.ipynb #c30cb1aa
 def fluency_diversity(model, processor,
@@ -177,18 +204,21 @@ def specificity(model, processor,
                 seed=0,        # sampling seed
                 **gen,         # `max_new_tokens`, `batch_size` of `generate`
                ):
-    "Recognition of the other concepts, utility VQA accuracy and their mean: `(metrics, records)`."
+    "Recognition of the other concepts (and of the look-alikes among them), utility VQA accuracy and their mean: `(metrics, records)`."
     others = [o for o in bench.concepts if o.name != c.name]
     items = [(o, i, q) for j, o in enumerate(others)
              for i, q in sample_pairs(range(len(o.test_images)), [q for q in o.questions if q.kind == "name"], n_other, seed + j)]
     a = _ask_items(model, processor, [(o.test_images[i], q.text) for o, i, q in items], gen)
     recs = _tag([dict(concept=o.name, image=i, question=q.text, keyword=q.keyword, answer=x) for (o, i, q), x in zip(items, a)], metric="other_concepts")
-    met = dict(other_concepts=hit_rate(a, [q.keyword for _, _, q in items]))
+    met = dict(other_concepts=hit_rate(a, [q.keyword for _, _, q in items])) if items else {}
+    look = set(getattr(c, "lookalikes", None) or [])
+    near = [(x, q.keyword) for (o, _, q), x in zip(items, a) if o.name in look]
+    if near: met["lookalikes"] = hit_rate([x for x, _ in near], [k for _, k in near])
     util = [bench.utility[i] for i, _ in sample_pairs(range(len(bench.utility)), [None], n_utility, seed)]
     a = _ask_items(model, processor, [(u.image, u.question) for u in util], gen)
     recs += _tag([dict(question=u.question, keyword=u.answer, answer=x) for u, x in zip(util, a)], metric="utility")
-    met["utility"] = hit_rate(a, [u.answer for u in util])
-    met["specificity"] = _mean([met["other_concepts"], met["utility"]])
+    if util: met["utility"] = hit_rate(a, [u.answer for u in util])
+    if met.get("other_concepts") is not None or util: met["specificity"] = _mean([met.get("other_concepts"), met.get("utility")])
     return met, recs
 
 # %% ../nbs/15_evaluate.ipynb #b8a7558d
@@ -221,8 +251,9 @@ def c_dis_metrics(model, processor,
                   seed=0,            # sampling seed
                   prefix="This is",  # answer prefix before the name
                   batch_size=32):    # answers per forward pass
-    "`name_prob` of each model and C-Dis: `(original metrics, unlearned metrics, records)`."
+    "`name_prob` of each model, C-Dis and the paper's printed C-Dis: `(original metrics, unlearned metrics, records)`."
     pairs = sample_pairs(range(len(c.test_images)), [q for q in c.questions if q.kind == "name"], n, seed)
+    if not pairs: return {}, {}, []   # no naming questions or no test images: the report says why
     ims, qs, names = [c.test_images[i] for i, _ in pairs], [q.text for _, q in pairs], _names(c)
     lq = keyword_logprobs(model, processor, ims, qs, names, prefix, batch_size)
     if not compare: return {}, dict(name_prob=100 * lq.exp().mean().item()), []
@@ -230,8 +261,8 @@ def c_dis_metrics(model, processor,
     d = binary_kl(lp, lq)
     recs = [dict(model="unlearned", metric="c_dis", image=i, question=q.text, keyword=k, logp=lp[a, j].item(), logq=lq[a, j].item(),
                  distance=d[a, j].item()) for a, k in enumerate(names) for j, (i, q) in enumerate(pairs)]
-    return (dict(name_prob=100 * lp.exp().mean().item(), c_dis=0.0),
-            dict(name_prob=100 * lq.exp().mean().item(), c_dis=c_dis_score(lp, lq)), recs)
+    return (dict(name_prob=100 * lp.exp().mean().item(), c_dis=0.0, c_dis_paper=0.0),
+            dict(name_prob=100 * lq.exp().mean().item(), c_dis=c_dis_score(lp, lq), c_dis_paper=c_dis_paper_score(lp, lq)), recs)
 
 # %% ../nbs/15_evaluate.ipynb #743d4b6f
 def model_attacks(model, processor,
@@ -251,7 +282,7 @@ def model_attacks(model, processor,
                 paraphrase=lambda: paraphrase_attack(model, processor, c, judge=judge, **kw),
                 perturbation=lambda: perturbation_attack(model, processor, c, **kw),
                 mia_auc=lambda: mia_auc_attack(model, processor, c, bench.unseen, [c.name], n=n_attack, template=template,
-                                               seed=seed, batch_size=gen.get("batch_size", 32)) if bench.unseen else None)
+                                               seed=seed, batch_size=gen.get("batch_size", 32)) if bench.unseen and any(q.kind == "name" for q in c.questions) else None)
     att, recs = {}, []
     for name, run in runs.items():
         if name in attacks and (res := run()) is not None: att[name] = res.values; recs += _tag(res.records, metric=name)
@@ -274,30 +305,69 @@ def unlearned_attacks(model, processor,
                      ):
     "MIA ROUGE (both models), relearning and 4-bit quantization (the unlearned model): `({attack: values}, records)`."
     att, recs, gen = {}, [], dict(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    if compare and "mia_rouge" in attacks:
-        res = mia_rouge_attack(model, processor, c, reference, n=n_attack, seed=seed, **gen)
-        att["mia_rouge"] = res.values; recs += [dict(x, model="both", metric="mia_rouge") for x in res.records]
-    if "relearn" in attacks:
+    def keep(name, res, who="unlearned"): att[name] = res.values; recs.extend(dict(x, model=who, metric=name) for x in res.records)
+    if compare and "mia_rouge" in attacks: keep("mia_rouge", mia_rouge_attack(model, processor, c, reference, n=n_attack, seed=seed, **gen), "both")
+    if compare and "mia_rouge_answers" in attacks and any(q.kind == "name" for q in c.questions):
+        keep("mia_rouge_answers", mia_rouge_answers_attack(model, processor, c, reference, n=n_attack, seed=seed, **gen), "both")
+    if "relearn" in attacks and len(c.test_images) >= 2:
         k = min(relearn_images, len(c.test_images) - 1)
-        res = relearn_attack(model, processor, c, c.test_images[-k:], c.test_images[:-k], steps=relearn_steps, lr=relearn_lr,
-                             template=template, n=n_attack, seed=seed, max_new_tokens=max_new_tokens)
-        att["relearn"] = res.values; recs += [dict(x, model="unlearned", metric="relearn") for x in res.records]
-    if "quant4" in attacks:
-        res = quant4_attack(model, processor, c, n=n_attack, seed=seed, **gen)
-        att["quant4"] = res.values; recs += [dict(x, model="unlearned", metric="quant4") for x in res.records]
+        keep("relearn", relearn_attack(model, processor, c, c.test_images[-k:], c.test_images[:-k], steps=relearn_steps, lr=relearn_lr,
+                                       template=template, n=n_attack, seed=seed, max_new_tokens=max_new_tokens))
+    if "quant4" in attacks: keep("quant4", quant4_attack(model, processor, c, n=n_attack, seed=seed, **gen))
     return att, recs
+
+# %% ../nbs/15_evaluate.ipynb #89838f90
+def intervals(records,        # one model's records (as `_measure` collects them)
+              lookalikes=(),  # names of the concept's look-alikes
+              n=1000,         # bootstrap resamples
+              seed=0,         # resampling seed
+             ) -> dict:
+    "95 % bootstrap intervals `[low, high]` of the rates that have items among `records`."
+    hit = lambda rs: [100.0 * mentions(r["answer"], r["keyword"]) for r in rs]
+    miss = lambda rs: [100.0 - h for h in hit(rs)]
+    of = lambda m, **kw: [r for r in records if r.get("metric") == m and all(r.get(k) == v for k, v in kw.items())]
+    groups = lambda m, key: [of(m, **{key: v}) for v in dict.fromkeys(r.get(key) for r in of(m))]
+    oc, ut = hit(of("other_concepts")), hit(of("utility"))
+    worst = lambda *xs: float(min(x.mean() for x in xs))
+    spec = dict(em=(miss(of("generality")),), other_concepts=(oc,), utility=(ut,), specificity=tuple(g for g in (oc, ut) if g),
+                lookalikes=(hit([r for r in of("other_concepts") if r.get("concept") in set(lookalikes)]),),
+                multilingual_em=tuple(miss(g) for g in groups("multilingual", "lang")), paraphrase_em=(miss(of("paraphrase")),),
+                multihop_accuracy=(hit(of("multihop")),), quant4_em=(miss(of("quant4")),))
+    out = {k: list(bootstrap_ci(*g, n=n, seed=seed)) for k, g in spec.items() if g and all(g)}
+    if of("perturbation"): out["perturbation_em"] = list(bootstrap_ci(*[miss(g) for g in groups("perturbation", "perturbation")], stat=worst, n=n, seed=seed))
+    return out
+
+# %% ../nbs/15_evaluate.ipynb #5cec9f47
+def check_model(model, processor,
+                c,            # the `Concept`: its forget image and first question are used
+                label="unlearned"):
+    "Raise a one-line error if `model`'s logits on one of the concept's prompts are not finite."
+    q = c.questions[0].text if c.questions else "What is in this image?"
+    im = c.forget_image if c.forget_image is not None else (c.test_images[0] if c.test_images else None)
+    kw = dict(images=[load_image(im)]) if im is not None else {}
+    enc = processor(text=[chat_prompt(processor, q, im is not None)], return_tensors="pt", **kw)
+    with torch.inference_mode(): logits = model(**to_model(model, enc)).logits
+    if not torch.isfinite(logits).all():
+        raise ValueError(f"The {label} model's logits are not finite (NaN or inf): its weights are broken, e.g. by a diverged run; "
+                         "retrain with a lower learning rate instead of evaluating it.")
+
+def _all_empty(records) -> bool:
+    "Whether every answer among the records is empty (whitespace only)."
+    ans = [r["answer"] for r in records if isinstance(r.get("answer"), str)]
+    return bool(ans) and not any(a.strip() for a in ans)
 
 # %% ../nbs/15_evaluate.ipynb #2c67fdba
 def _measure(model, processor, bench, c, judge, label, *, n, n_other, n_utility, n_facts, n_attack, attacks, template, seed,
              max_new_tokens, batch_size):
-    "One model's metrics and one-model attacks: `({'metrics', 'attacks'}, records)`, records tagged `model=label`."
+    "One model's metrics, one-model attacks and intervals: `({'metrics', 'attacks', 'intervals'}, records)`, records tagged `model=label`."
     gen = dict(max_new_tokens=max_new_tokens, batch_size=batch_size)
-    met, recs = forgetting(model, processor, c, judge, n, seed, **gen)
+    others = [t for o in bench.concepts if o.name != c.name for t in concept_terms(o)]
+    met, recs = forgetting(model, processor, c, judge, n, seed, others, **gen)
     met |= fluency_diversity(model, processor, c, [r for r in recs if r["metric"] == "generality"], batch_size)
     m, r = specificity(model, processor, bench, c, n_other, n_utility, seed, **gen); met |= m; recs += r
     m, r = fact_recall(model, processor, bench, c, n_facts, seed, **gen); met |= m; recs += r
     att, r = model_attacks(model, processor, bench, c, judge, attacks, n_attack, template, seed, **gen); recs += r
-    return dict(metrics=met, attacks=att), _tag(recs, model=label)
+    return dict(metrics=met, attacks=att, intervals=intervals(recs, getattr(c, "lookalikes", None) or (), seed=seed)), _tag(recs, model=label)
 
 # %% ../nbs/15_evaluate.ipynb #82f80ff0
 def _both(model, processor, bench, c, judge, reference, compare, *, n, n_other, n_utility, n_facts, n_attack, attacks, prefix,
@@ -306,6 +376,9 @@ def _both(model, processor, bench, c, judge, reference, compare, *, n, n_other, 
     one = dict(n=n, n_other=n_other, n_utility=n_utility, n_facts=n_facts, n_attack=n_attack, attacks=attacks, template=template,
                seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size)
     compare = compare and (reference is not None or hasattr(model, "disable_adapter"))  # is there an original?
+    check_model(model, processor, c)   # a broken model is refused before any work
+    if compare:
+        with original_model(model, reference) as orig: check_model(orig, processor, c, "original")
     before, recs = {}, []
     if compare:
         with original_model(model, reference) as orig: before, recs = _measure(orig, processor, bench, c, judge, "original", **one)
@@ -318,6 +391,37 @@ def _both(model, processor, bench, c, judge, reference, compare, *, n, n_other, 
     after["attacks"] |= att
     return before, after, recs
 
+# %% ../nbs/15_evaluate.ipynb #29fc3244
+def _is_missing(v): return v is None or (isinstance(v, float) and np.isnan(v))
+
+def not_computed(bench, c, attacks, compare, after) -> dict:
+    "Headline key -> why it has no value in `after` (the unlearned model's results)."
+    names = any(q.kind == "name" for q in c.questions)
+    others = [o for o in bench.concepts if o.name != c.name]
+    look = list(getattr(c, "lookalikes", None) or [])
+    why = dict(other_concepts="the benchmark has no other concepts" if not others else "the other concepts have no naming questions or test images",
+               lookalikes="not available: the concept lists no look-alikes (`Concept.lookalikes`)" if not look
+                          else f"its look-alikes {look} are not concepts of this benchmark",
+               utility="the benchmark has no utility VQA items", specificity="the benchmark has no other concepts and no utility items",
+               facts="the concept has no text-only facts", other_facts="no other concept or decoy has text-only facts",
+               fluency="no answer has tokens (all empty)")
+    for k in ("c_dis", "c_dis_paper", "name_prob"):
+        why[k] = "the concept has no naming questions (or no test images)" if not names else "needs the original model (a peft model, or pass `reference=`)"
+    why |= dict(multilingual="the concept has no translated questions (`Concept.multilingual`)", multihop="the concept has no multi-hop questions",
+                mia_auc="the benchmark has no never-seen concepts (`bench.unseen`)" if not bench.unseen else "the concept has no naming questions",
+                mia_rouge="needs the original model (a peft model, or pass `reference=`)", relearn="needs at least 2 test images",
+                mia_rouge_answers="needs the original model and naming questions")
+    out = {k: why.get(k, "no value (NaN)") for k, v in after.get("metrics", {}).items() if _is_missing(v)}
+    out |= {k: why.get(k, "not measured") for k in METRICS if k not in after.get("metrics", {})}
+    for k, (a, v, *_) in ATTACK_KEYS.items():
+        if a not in attacks: continue
+        if a not in after.get("attacks", {}): out[k] = why.get(a, "not run")
+        elif a in ("mia_rouge", "mia_rouge_answers") and v == "rouge_l" and _is_missing(after["attacks"][a].get(v)):
+            d = after["attacks"][a]
+            out[k] = f"the 1.15 band kept none of the {d.get('n')} queries (Min-K% tells every one apart): no ROUGE-L to report"
+        elif k != "relearn_steps" and _is_missing(after["attacks"][a].get(v)): out[k] = "no value (NaN)"
+    return out
+
 # %% ../nbs/15_evaluate.ipynb #62724866
 def _asked(bench, concept, attacks, kinds):
     "The concept with only the questions of `kinds`, after checking `attacks` and `kinds`."
@@ -328,6 +432,22 @@ def _asked(bench, concept, attacks, kinds):
                 multilingual={l: [q for q in qs if q.kind in kinds] for l, qs in c.multilingual.items()})
     if not c.questions: raise ValueError(f"{c.name!r} has no questions of kinds {kinds}; its kinds are {sorted({q.kind for q in bench[c.name].questions})}.")
     return c
+
+# %% ../nbs/15_evaluate.ipynb #eb133d58
+_FORGET_KEYS = ("efficacy", "em", "g_eval") + tuple(f"outcome_{o}" for o in OUTCOMES)
+
+def _flag(report:Report) -> Report:
+    "Withhold the forgetting numbers of a model whose answers are all empty, with a loud warning."
+    for label, d in (("original", report.before), ("unlearned", report.after)):
+        if d and _all_empty([r for r in report.records if r.get("model") == label]):
+            msg = (f"every answer of the {label} model is empty: it is broken (e.g. a diverged run, or it only emits end-of-sequence), "
+                   "not forgetting; efficacy, EM, G-Eval and the outcomes are withheld")
+            report.warnings.append(msg); warnings.warn(msg, stacklevel=3)
+            for k in _FORGET_KEYS:
+                d["metrics"][k] = None
+                if label == "unlearned": report.not_computed[k] = "withheld: every answer is empty (a broken model)"
+            d.get("intervals", {}).pop("em", None)
+    return report
 
 # %% ../nbs/15_evaluate.ipynb #3fe31d87
 def evaluate(model, processor,
@@ -358,7 +478,8 @@ def evaluate(model, processor,
              relearn_images=relearn_images, relearn_steps=relearn_steps, relearn_lr=relearn_lr, seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size)
     settings = json_safe(dict(concept=c.name, **s, kinds=kinds, judge=type(judge).__name__ if judge else "RuleJudge"))
     judge = judge or RuleJudge(names=[x.name for x in bench.concepts + bench.unseen + bench.decoys])
-    return Report(c.name, *_both(model, processor, bench, c, judge, reference, compare, **s), settings)
+    before, after, recs = _both(model, processor, bench, c, judge, reference, compare, **s)
+    return _flag(Report(c.name, before, after, recs, settings, not_computed(bench, c, attacks, compare, after)))
 
 # %% ../nbs/15_evaluate.ipynb #9e40c586
 def _num(v): return np.nan if v is None else v
@@ -412,5 +533,6 @@ def examples(report:Report,        # what `evaluate` returns
     import pandas as pd
     rec = lambda m: {(r.get("image"), r["question"]): r for r in report.records if r["metric"] == metric and r["model"] == m}
     b, a = rec("original"), rec("unlearned")
-    rows = [dict(question=r["question"], keyword=r["keyword"], original=b.get(k, {}).get("answer"), unlearned=r["answer"]) for k, r in a.items()]
+    rows = [dict(question=r["question"], keyword=r["keyword"], original=b.get(k, {}).get("answer"), unlearned=r["answer"])
+            | ({"outcome": r["outcome"]} if "outcome" in r else {}) for k, r in a.items()]
     return pd.DataFrame(rows[:n])

@@ -58,26 +58,31 @@ def compare(bench,                 # an `MMUBench`
             **kw,                  # more arguments of `run_method` (recorded in the settings)
            ):
     "Run `methods` on `concept`; returns `(results, reports)`, results as `{'original': summary, method: summary, ...}` with settings and timing."
-    t0, results, reports = time.perf_counter(), {}, {}
+    t0, results, reports, notes = time.perf_counter(), {}, {}, {}
     for m in methods:
         res, rep = run_method(bench, concept, m, steps, seed, loader, eval_kw=eval_kw, **kw)
         results.setdefault("original", rep.summary("before"))
         results[m] = rep.summary("after") | {"unlearn_seconds": res.seconds}
         reports[m] = rep
+        notes[m] = dict(not_computed=rep.not_computed, warnings=rep.warnings)
     out = dict(concept=concept, seconds=round(time.perf_counter() - t0, 2),
                settings=dict(methods=list(methods), steps=steps, seed=seed, eval=eval_kw or {}, **kw),
-               versions=versions(), results=results)
+               versions=versions(), results=results, notes=notes)
     return out, reports
 
 # %% ../nbs/16_pipeline.ipynb #9a8c8ab8
-def results_table(out, # what `compare` returns first
+def results_table(out,      # what `compare` returns first
+                  ci=False, # write each number with its 95 % interval, as text ("91.7 [79.2–100]")
                  ):
     "A DataFrame: one row per metric, one column per model (original first)."
     import pandas as pd
-    df = pd.DataFrame(out["results"])
-    order = [k for k in list(METRICS) + list(ATTACK_KEYS) if k in df.index]
+    res = out["results"]
+    order = [k for k in list(METRICS) + list(ATTACK_KEYS) if any(k in r for r in res.values())]
+    missing = lambda v: v is None or (isinstance(v, float) and v != v)
+    fmt = lambda v, c: "–" if missing(v) else f"{v:.3g} [{c[0]:.3g}–{c[1]:.3g}]" if c and not any(map(missing, c)) else f"{v:.3g}"
+    df = pd.DataFrame({m: {k: fmt(r.get(k), r.get(f"{k}_ci")) if ci else r.get(k) for k in order} for m, r in res.items()})
     arrows = {k: v[0] for k, v in METRICS.items()} | {k: v[2] for k, v in ATTACK_KEYS.items()}
-    df = df.loc[order]; df.index = [f"{k} {arrows[k]}" for k in order]
+    df = df.loc[order]; df.index = [f"{k} {arrows[k]}".strip() for k in order]
     return df
 
 # %% ../nbs/16_pipeline.ipynb #79123684
