@@ -221,7 +221,7 @@ def _facts(facts):
     except FileNotFoundError: raise UserError(f"facts file not found: {facts}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise UserError(f"facts file {facts} is not valid UTF-8 JSON ({e}); see `siu-unlearn --help`.") from None
     if not isinstance(meta, dict): raise UserError(f"facts file {facts} must hold an object with \"facts\" and \"other_facts\".")
-    return dict(aliases=tuple(meta.get("aliases", ())), facts=meta.get("facts", ()), other_facts=meta.get("other_facts", ()))
+    return dict(aliases=meta.get("aliases", ()), facts=meta.get("facts", ()), other_facts=meta.get("other_facts", ()))
 
 # %% ../nbs/17_cli.ipynb #96f325f1
 def _request(concept, image=None, bench=None, facts=None, substitute=None):
