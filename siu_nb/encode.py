@@ -10,7 +10,7 @@ __all__ = ['encode', 'mask_table']
 # %% ../nbs/05_encode.ipynb #396179ca
 import re
 import torch
-from .generate import chat_prompt, load_image
+from .generate import chat_prompt, load_image, turn_end, with_answer
 from .models import image_token_ids
 
 # %% ../nbs/05_encode.ipynb #7fad0855
@@ -25,8 +25,9 @@ def encode(processor, samples,       # a processor and a list of `Sample`s
     if not samples: raise ValueError("`samples` is empty.")
     tok = processor.tokenizer
     if not getattr(tok, "is_fast", False): raise ValueError("Encoding needs a fast tokenizer (character offsets); load the processor with `use_fast=True`.")
-    suffixes = [s.answer + tok.eos_token for s in samples]
-    texts = [chat_prompt(processor, s.question, s.image is not None) + " " + x for s, x in zip(samples, suffixes)]
+    stop = turn_end(processor)
+    suffixes = [s.answer + stop for s in samples]
+    texts = [with_answer(chat_prompt(processor, s.question, s.image is not None), x) for s, x in zip(samples, suffixes)]
     images = [load_image(s.image) for s in samples if s.image is not None] or None
     enc = processor(images=images, text=texts, return_tensors="pt", padding=True, return_offsets_mapping=True)
     off = enc.pop("offset_mapping")

@@ -9,7 +9,7 @@ __all__ = ['DEFAULT_WEIGHTS', 'concept_vocab_mask', 'masked_kl', 'dmk_rows', 'dm
            'seq_logprob', 'npo_loss', 'method_loss']
 
 # %% ../nbs/06_loss.ipynb #2b46c83b
-import re
+import re, unicodedata, warnings
 import torch
 import torch.nn.functional as F
 from .core import IGNORE
@@ -17,23 +17,40 @@ from .targets import METHODS
 
 # %% ../nbs/06_loss.ipynb #09cee95d
 def _spellings(names):
+    "Each word and whole name of `names` in its cases, as `(prefix, text, as_given)`: at a word start, glued, at the start."
     out = set()
     for n in names:
         for w in {n, *n.split()}:
-            for c in {w, w.lower(), w.upper(), w.title(), w[:1].upper() + w[1:]}: out |= {c, " " + c}
+            for c in {w, w.lower(), w.upper(), w.title(), w[:1].upper() + w[1:]}:
+                out |= {(p, t, c == w) for p, t in (("", c), (" ", c), ("(", c), (" ", c + "'s"))}
     return sorted(out)
 
-def concept_vocab_mask(tokenizer,        # the model's tokenizer
+def _is_letter(t): return len(t) == 1 and t.isalpha() and unicodedata.name(t, "").startswith("LATIN")
+
+def _name_pieces(tokenizer, prefix, text, stem):
+    "Ids (and decoded text) of the tokens of `prefix + text` overlapping `stem` (after a bracket: inside it)."
+    enc = tokenizer(prefix + text, add_special_tokens=False, return_offsets_mapping=True)
+    lo, hi = len(prefix), len(prefix) + len(stem)
+    return [(i, tokenizer.decode([i]).strip()) for i, (a, b) in zip(enc.input_ids, enc.offset_mapping) if a < hi and b > lo and (a >= lo or prefix != "(")]
+
+# %% ../nbs/06_loss.ipynb #f68de047
+def concept_vocab_mask(tokenizer,        # the model's tokenizer (fast: needs character offsets)
                        names,            # the concept's name and aliases
                        vocab_size=None,  # size of the logits' last dimension; default `len(tokenizer)`
                       ) -> torch.Tensor:
     "A float vector over the vocabulary: 0 on every id that spells any of `names`, 1 elsewhere."
     if isinstance(names, str): names = [names]
     V = vocab_size or len(tokenizer)
-    mask, special = torch.ones(V), set(tokenizer.all_special_ids)
-    for s in _spellings(names):
-        for i in tokenizer(s, add_special_tokens=False).input_ids:
-            if i < V and i not in special and re.search(r"\w", tokenizer.decode([i])): mask[i] = 0
+    mask, special, spelled = torch.ones(V), set(tokenizer.all_special_ids), set()
+    for prefix, text, as_given in _spellings(names):
+        stem = text.removesuffix("'s") if text.endswith("'s") and len(text) > 2 else text
+        pieces = [(i, t) for i, t in _name_pieces(tokenizer, prefix, text, stem) if i < V and i not in special and t]
+        by_letter = len(pieces) > 1 and all(_is_letter(t) for _, t in pieces)
+        if by_letter and not as_given: continue          # e.g. "EMMA" in capitals: letters would mask every capital
+        if by_letter: spelled.add(stem.strip())
+        for i, t in pieces:
+            if by_letter or not _is_letter(t) and not re.fullmatch(r"[\W_]*", t) or "\ufffd" in t: mask[i] = 0
+    if spelled: warnings.warn(f"The tokenizer spells {sorted(spelled)} letter by letter: those letters are masked everywhere.")
     return mask
 
 # %% ../nbs/06_loss.ipynb #5225f66e
