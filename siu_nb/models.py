@@ -6,8 +6,8 @@ Docs: https://siu-nb.github.io/siu_nb/models.html.md"""
 
 # %% auto #0
 __all__ = ['FAMILIES', 'TOY_DIR', 'Family', 'family_of', 'language_model_path', 'lora_targets', 'image_token_ids',
-           'full_precision_modules', 'bnb_4bit_config', 'quantized_modules', 'is_quantized', 'load_mllm', 'add_lora',
-           'load_adapter', 'original_model', 'save_merged', 'quantize_4bit']
+           'full_precision_modules', 'bnb_4bit_config', 'quantized_modules', 'is_quantized', 'trainable_4bit',
+           'load_mllm', 'add_lora', 'load_adapter', 'original_model', 'save_merged', 'quantize_4bit']
 
 # %% ../nbs/02_models.ipynb #f749940c
 import copy, importlib.util, re, tempfile
@@ -122,6 +122,18 @@ def is_quantized(model) -> bool:
     "Whether `model` was loaded in 4 or 8 bits."
     return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
 
+# %% ../nbs/02_models.ipynb #ea6b078a
+def trainable_4bit(model):
+    "Keep bitsandbytes from repacking `model`'s 4-bit weights for CPU inference (the packed kernel has no autograd)."
+    for m in model.modules():
+        if type(m).__name__ != "Linear4bit": continue
+        if getattr(getattr(m.weight, "quant_state", None), "packing_format_for_cpu", False):
+            raise ValueError("This 4-bit model already ran in eval mode on a CPU, and bitsandbytes repacked its weights for inference "
+                             "(training on them gives wrong gradients): load it again with `load_mllm(..., load_in_4bit=True)` and train first.")
+        m.support_avx512bf16_for_cpu = False
+    return model
+
+
 # %% ../nbs/02_models.ipynb #37e2b64d
 def load_mllm(name_or_path="toy",  # "toy" (the shipped toy model), a hub id, or a local folder
               load_in_4bit=False,  # 4-bit base (QLoRA) through bitsandbytes: language model only
@@ -138,6 +150,7 @@ def load_mllm(name_or_path="toy",  # "toy" (the shipped toy model), a hub id, or
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, device_map=device_map, quantization_config=q,
                                                         trust_remote_code=trust_remote_code)
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if load_in_4bit: trainable_4bit(model)
     if adapter is not None: model = load_adapter(model, adapter)
     return model.eval(), processor
 
@@ -159,6 +172,7 @@ def add_lora(model,                 # a transformers model, or a `PeftModel` to 
     "Wrap `model` with a trainable LoRA adapter on every linear layer of its language model."
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=family_of(model).lora_targets)
     torch.manual_seed(seed)
+    if is_quantized(model): trainable_4bit(model)
     if isinstance(model, PeftModel):
         name = f"unlearn_{len(model.peft_config)}"
         model.add_adapter(name, cfg)
