@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from .core import atomic_write
 from .models import TOY_DIR, load_mllm
-from .targets import ForgetRequest, baseline_set
+from .targets import ForgetRequest, baseline_set, name_spans
 from .train import unlearn, unlearn_sequential
 from .evaluate import evaluate
 from .pipeline import run_method, DEFAULT_STEPS, TOY_LR
@@ -29,6 +29,7 @@ VARIANTS = {
     "no_token_mask": lambda xs: [_drop(s, spans=[]) for s in xs],
     "no_vocab_mask": lambda xs: [_drop(s, names=()) for s in xs],
     "plain_kl": lambda xs: [_drop(s, spans=[], names=()) for s in xs],
+    "no_name_mask": lambda xs: [_drop(s, spans=[p for p in s.spans if p not in name_spans(s.answer, s.names)]) for s in xs],  # the old mask
     **{f"no_t{t}": (lambda t: lambda xs: [s for s in xs if s.target != t])(t) for t in (1, 2, 3, 4)},
 }
 
@@ -86,7 +87,7 @@ FULL = dict(
     seeds=(0, 1, 2),
     sweep_steps=(1, 2, 4, 6, 10, 15, 20, 30),
     sweep_kinds=("person",),
-    ablations=("paper", "no_token_mask", "no_vocab_mask", "plain_kl", "no_t1", "no_t2", "no_t3", "no_t4"),
+    ablations=("paper", "no_name_mask", "no_token_mask", "no_vocab_mask", "plain_kl", "no_t1", "no_t2", "no_t3", "no_t4"),
     ablation_kinds=("person", "character"),
     multi_methods=("siu", "ga", "ga_kl"),
     sequential=5,          # concepts forgotten one after another
