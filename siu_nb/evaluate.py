@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
+from tqdm import tqdm
 from fastcore.basics import patch
 from .core import mentions
 from .core import atomic_write, md_table, sample_pairs, json_safe, to_json as strict_json
@@ -356,22 +357,35 @@ def _all_empty(records) -> bool:
     ans = [r["answer"] for r in records if isinstance(r.get("answer"), str)]
     return bool(ans) and not any(a.strip() for a in ans)
 
+# %% ../nbs/15_evaluate.ipynb #eed21f0e
+class _Stages:
+    "A tqdm bar over named stages when `on`; silent when its stream is not a terminal."
+    def __init__(self, total, on=False, file=None, desc="evaluate"):
+        self.done, self.bar = 0, tqdm(total=total, desc=desc, unit="stage", disable=None if on else True, file=file, leave=True)
+    def __call__(self, stage):
+        "Start `stage` (the previous one is done)."
+        if self.done: self.bar.update(1)
+        self.done += 1; self.bar.set_postfix_str(stage)
+    def close(self):
+        if self.done: self.bar.update(1)
+        self.bar.close()
+
 # %% ../nbs/15_evaluate.ipynb #2c67fdba
 def _measure(model, processor, bench, c, judge, label, *, n, n_other, n_utility, n_facts, n_attack, attacks, template, seed,
-             max_new_tokens, batch_size):
+             max_new_tokens, batch_size, tick=lambda stage: None):
     "One model's metrics, one-model attacks and intervals: `({'metrics', 'attacks', 'intervals'}, records)`, records tagged `model=label`."
     gen = dict(max_new_tokens=max_new_tokens, batch_size=batch_size)
     others = [t for o in bench.concepts if o.name != c.name for t in concept_terms(o)]
-    met, recs = forgetting(model, processor, c, judge, n, seed, others, **gen)
-    met |= fluency_diversity(model, processor, c, [r for r in recs if r["metric"] == "generality"], batch_size)
-    m, r = specificity(model, processor, bench, c, n_other, n_utility, seed, **gen); met |= m; recs += r
-    m, r = fact_recall(model, processor, bench, c, n_facts, seed, **gen); met |= m; recs += r
-    att, r = model_attacks(model, processor, bench, c, judge, attacks, n_attack, template, seed, **gen); recs += r
+    tick(f"{label}: forgetting"); met, recs = forgetting(model, processor, c, judge, n, seed, others, **gen)
+    tick(f"{label}: fluency"); met |= fluency_diversity(model, processor, c, [r for r in recs if r["metric"] == "generality"], batch_size)
+    tick(f"{label}: specificity"); m, r = specificity(model, processor, bench, c, n_other, n_utility, seed, **gen); met |= m; recs += r
+    tick(f"{label}: facts"); m, r = fact_recall(model, processor, bench, c, n_facts, seed, **gen); met |= m; recs += r
+    tick(f"{label}: attacks"); att, r = model_attacks(model, processor, bench, c, judge, attacks, n_attack, template, seed, **gen); recs += r
     return dict(metrics=met, attacks=att, intervals=intervals(recs, getattr(c, "lookalikes", None) or (), seed=seed)), _tag(recs, model=label)
 
 # %% ../nbs/15_evaluate.ipynb #82f80ff0
 def _both(model, processor, bench, c, judge, reference, compare, *, n, n_other, n_utility, n_facts, n_attack, attacks, prefix,
-          template, relearn_images, relearn_steps, relearn_lr, seed, max_new_tokens, batch_size):
+          template, relearn_images, relearn_steps, relearn_lr, seed, max_new_tokens, batch_size, progress=False):
     "Both models' measurements: `(before, after, records)`."
     one = dict(n=n, n_other=n_other, n_utility=n_utility, n_facts=n_facts, n_attack=n_attack, attacks=attacks, template=template,
                seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size)
@@ -379,16 +393,17 @@ def _both(model, processor, bench, c, judge, reference, compare, *, n, n_other, 
     check_model(model, processor, c)   # a broken model is refused before any work
     if compare:
         with original_model(model, reference) as orig: check_model(orig, processor, c, "original")
-    before, recs = {}, []
+    before, recs, tick = {}, [], _Stages(2 + 5 * (2 if compare else 1), progress, desc=f"evaluate {c.name}")
     if compare:
-        with original_model(model, reference) as orig: before, recs = _measure(orig, processor, bench, c, judge, "original", **one)
-    after, r = _measure(model, processor, bench, c, judge, "unlearned", **one); recs += r
-    mb, ma, r = c_dis_metrics(model, processor, c, reference, compare, n, seed, prefix, batch_size); recs += r
+        with original_model(model, reference) as orig: before, recs = _measure(orig, processor, bench, c, judge, "original", **one, tick=tick)
+    after, r = _measure(model, processor, bench, c, judge, "unlearned", **one, tick=tick); recs += r
+    tick("C-Dis"); mb, ma, r = c_dis_metrics(model, processor, c, reference, compare, n, seed, prefix, batch_size); recs += r
     after["metrics"] |= ma
     if compare: before["metrics"] |= mb
+    tick("attacks on both models")
     att, r = unlearned_attacks(model, processor, c, reference, compare, attacks, n_attack, template, relearn_images, relearn_steps,
                                relearn_lr, seed, max_new_tokens, batch_size); recs += r
-    after["attacks"] |= att
+    after["attacks"] |= att; tick.close()
     return before, after, recs
 
 # %% ../nbs/15_evaluate.ipynb #29fc3244
@@ -471,6 +486,7 @@ def evaluate(model, processor,
              seed=0,                  # sampling seed (same pairs for both models)
              max_new_tokens=24,       # answer budget
              batch_size=32,           # prompts per batch
+             progress=False,          # a bar over the evaluation's stages, shown only when stderr is a terminal (the CLI's choice)
             ) -> Report:
     "Every MMUBench metric and attack for `concept`, on the original and the unlearned model."
     c = _asked(bench, concept, attacks, kinds)
@@ -478,51 +494,82 @@ def evaluate(model, processor,
              relearn_images=relearn_images, relearn_steps=relearn_steps, relearn_lr=relearn_lr, seed=seed, max_new_tokens=max_new_tokens, batch_size=batch_size)
     settings = json_safe(dict(concept=c.name, **s, kinds=kinds, judge=type(judge).__name__ if judge else "RuleJudge"))
     judge = judge or RuleJudge(names=[x.name for x in bench.concepts + bench.unseen + bench.decoys])
-    before, after, recs = _both(model, processor, bench, c, judge, reference, compare, **s)
+    before, after, recs = _both(model, processor, bench, c, judge, reference, compare, **s, progress=progress)
     return _flag(Report(c.name, before, after, recs, settings, not_computed(bench, c, attacks, compare, after)))
 
 # %% ../nbs/15_evaluate.ipynb #9e40c586
 def _num(v): return np.nan if v is None else v
 _DIR = {k: d for k, (d, _) in METRICS.items()} | {k: d for k, (_, _, d, _) in ATTACK_KEYS.items()}
+_GREY, _RED = "#8c8c8c", "#c0392b"
 
-def _bars(ax, keys, b, a, labels=None):
+def _bars(ax, keys, b, a, labels=None, names=("original", "unlearned"), ylabel=""):
+    "Grouped bars of `b` and `a` at `keys`, each tick labelled with its direction; '–' marks a missing value."
     x, w = np.arange(len(keys)), 0.38
-    ax.bar(x - w / 2, [_num(b.get(k)) for k in keys], w, label="original", color="#8c8c8c")
-    ax.bar(x + w / 2, [_num(a.get(k)) for k in keys], w, label="unlearned", color="#c0392b")
+    for off, d, name, col in ((-w / 2, b, names[0], _GREY), (w / 2, a, names[1], _RED)):
+        ax.bar(x + off, [_num(d.get(k)) for k in keys], w, label=name, color=col)
+        for xi, k in zip(x, keys):
+            if np.isnan(_num(d.get(k, np.nan))): ax.text(xi + off, 0, "–", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, labels or [f"{k} {_DIR.get(k, '')}" for k in keys], rotation=35, ha="right", fontsize=7)
-    ax.tick_params(axis="y", labelsize=7)
+    ax.set_ylabel(ylabel, fontsize=8); ax.tick_params(axis="y", labelsize=7)
+
+def _legend_above(fig, ax, title, subtitle=""):
+    "One legend for the figure, above the panels, under the title (and the subtitle); then lay out."
+    fig.tight_layout(); fig.subplots_adjust(top=0.78 if subtitle else 0.83)
+    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9, y=0.99)
+    fig.legend(*ax.get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.9 if subtitle else 0.94), ncols=2, fontsize=7, frameon=False)
 
 # %% ../nbs/15_evaluate.ipynb #0b85f84c
 def plot_metrics(report:Report, # what `evaluate` returns
+                 method=None,   # the unlearning method's name for titles and legend; default the report's `settings["method"]`, else "unlearned"
                 ):
-    "Bars of the headline metrics, original vs unlearned; returns the (closed) figure."
+    "Bars of the headline metrics, original vs the method; returns the (closed) figure."
     b, a = report.summary("before"), report.summary("after")
-    rates = [k for k in ("efficacy", "em", "specificity", "other_concepts", "utility", "facts", "other_facts", "diversity") if k in a]
-    fig, axs = plt.subplots(1, 3, figsize=(7, 3), gridspec_kw=dict(width_ratios=[len(rates), 1.4, 1.4]))
-    _bars(axs[0], rates, b, a); axs[0].set_ylim(0, 105); axs[0].set_ylabel("%", fontsize=8); axs[0].legend(fontsize=7)
-    _bars(axs[1], ["g_eval"], b, a); axs[1].set_ylim(0, 5.2)
-    _bars(axs[2], ["fluency"], b, a); axs[2].set_yscale("log"); axs[2].set_ylim(bottom=1)
-    fig.suptitle(f"{report.concept}: C-Dis {_num(a.get('c_dis')):.3g}", fontsize=9); fig.tight_layout()
+    m = method or report.settings.get("method") or "unlearned"
+    rates = [k for k in ("efficacy", "em", "specificity", "other_concepts", "utility", "facts", "other_facts", "diversity", "name_prob") if k in a]
+    fig, axs = plt.subplots(1, 3, figsize=(8, 3.6), gridspec_kw=dict(width_ratios=[len(rates), 1.4, 1.4]))
+    kw = dict(names=("original", m))
+    _bars(axs[0], rates, b, a, ylabel="% (↑ higher / ↓ lower is better)", **kw); axs[0].set_ylim(0, 105)
+    _bars(axs[1], ["g_eval"], b, a, labels=["G-Eval ↓"], ylabel="judge score, 1–5 ↓", **kw); axs[1].set_ylim(0, 5.2)
+    _bars(axs[2], ["fluency"], b, a, labels=["fluency ↓"], ylabel="perplexity ↓ (log scale)", **kw); axs[2].set_yscale("log"); axs[2].set_ylim(bottom=1)
+    cd = _num(a.get("c_dis"))
+    sub = (f"C-Dis {cd:.3g} ↑: binary KL between the original's and {m}'s probability of the name (0 = unchanged)"
+           if not np.isnan(cd) else "C-Dis: not computed (needs the original model)")
+    _legend_above(fig, axs[0], f"{report.concept}: original vs {m}", sub)
     plt.close(fig); return fig
 
 # %% ../nbs/15_evaluate.ipynb #d6adf0e2
+def _attack_bars(B, A):
+    "The EM attacks, as `{label: value}` for the original (`B`) and the unlearned model (`A`): languages, perturbations, paraphrase, 4-bit."
+    def em(d, name, prefix): return {k[len(prefix):]: v for k, v in d.get(name, {}).items() if k.startswith(prefix)}
+    langs, kinds = sorted(em(A, "multilingual", "em_")), [k for k in em(A, "perturbation", "em_") if k != "min"]
+    keys = [(f"lang {l} ↑", "multilingual", f"em_{l}") for l in langs] + [(f"{k} ↑", "perturbation", f"em_{k}") for k in kinds]
+    keys += [(f"{n} ↑", n, "em") for n in ("paraphrase", "quant4") if n in A]
+    return ({lab: d.get(n, {}).get(v) for lab, n, v in keys} for d in (B, A))
+
+# %% ../nbs/15_evaluate.ipynb #a5e4dc2a
 def plot_attacks(report:Report, # what `evaluate` returns
+                 method=None,   # the unlearning method's name for titles and legend; default the report's `settings["method"]`, else "unlearned"
                 ):
-    "Bars of the attacks' EM (per language, per perturbation, paraphrase, 4-bit), and the relearning curve; returns the (closed) figure."
+    "Bars of the attacks (EM ones, multi-hop, MIA) and the relearning curve, original vs the method; returns the (closed) figure."
     B, A = (getattr(report, w).get("attacks", {}) for w in ("before", "after"))
-    def flat(d, name, prefix): return {k[len(prefix):]: v for k, v in d.get(name, {}).items() if k.startswith(prefix)}
-    langs = sorted(flat(A, "multilingual", "em_"))
-    kinds = [k for k in flat(A, "perturbation", "em_") if k != "min"]
-    other = {k: v for k, v in [("paraphrase", ("paraphrase", "em")), ("quant4", ("quant4", "em"))] if v[0] in A}
-    b = {f"lang {l}": B.get("multilingual", {}).get(f"em_{l}") for l in langs} | {k: B.get("perturbation", {}).get(f"em_{k}") for k in kinds} | {k: B.get(n, {}).get(m) for k, (n, m) in other.items()}
-    a = {f"lang {l}": A["multilingual"][f"em_{l}"] for l in langs} | {k: A["perturbation"][f"em_{k}"] for k in kinds} | {k: A[n][m] for k, (n, m) in other.items()}
+    b, a = report.summary("before"), report.summary("after")
+    m, (eb, ea) = method or report.settings.get("method") or "unlearned", _attack_bars(B, A)
+    mia = [k for k in ("mia_auc", "mia_rouge") if k in a]
     curve = next((r["curve"] for r in report.records if r.get("metric") == "relearn" and "curve" in r), None)
-    fig, axs = plt.subplots(1, 2 if curve else 1, figsize=(7, 3), squeeze=False, gridspec_kw=dict(width_ratios=[3, 1.2] if curve else [1]))
-    _bars(axs[0, 0], list(a), b, a, labels=list(a)); axs[0, 0].set_ylim(0, 105); axs[0, 0].set_ylabel("EM % (↑ = name not extracted)", fontsize=8); axs[0, 0].legend(fontsize=7)
-    if curve:
-        ax = axs[0, 1]; ax.plot([c["step"] for c in curve], [100 - c["em"] for c in curve], "o-", color="#c0392b")
-        ax.set_xlabel("relearning step", fontsize=8); ax.set_ylabel("recognition %", fontsize=8); ax.set_ylim(-5, 105); ax.tick_params(labelsize=7)
-    fig.suptitle(f"{report.concept}: attacks", fontsize=9); fig.tight_layout()
+    panels = [p for p, on in (("em", ea), ("multihop", "multihop_accuracy" in a), ("mia", mia), ("relearn", curve)) if on]
+    fig, axs = plt.subplots(1, len(panels), figsize=(9, 3.6), squeeze=False, gridspec_kw=dict(width_ratios=[max(len(ea), 2) if p == "em" else 1.3 for p in panels]))
+    ax, kw = dict(zip(panels, axs[0])), dict(names=("original", m))
+    if "em" in ax: _bars(ax["em"], list(ea), eb, ea, labels=list(ea), ylabel="EM % ↑ (name not extracted)", **kw); ax["em"].set_ylim(0, 105)
+    if "multihop" in ax:
+        _bars(ax["multihop"], ["multihop_accuracy"], b, a, labels=["multi-hop ↓"], ylabel="% answered correctly ↓", **kw); ax["multihop"].set_ylim(0, 105)
+    if "mia" in ax:
+        _bars(ax["mia"], mia, b, a, labels=[dict(mia_auc="MIA AUC →0.5", mia_rouge="MIA ROUGE-L ↓")[k] for k in mia], ylabel="score, 0–1", **kw)
+        ax["mia"].tick_params(axis="x", labelrotation=60)
+        ax["mia"].axhline(0.5, color="k", lw=0.6, ls=":"); ax["mia"].set_ylim(0, 1.05)
+    if "relearn" in ax:
+        r = ax["relearn"]; r.plot([c["step"] for c in curve], [100 - c["em"] for c in curve], "o-", ms=3, color=_RED, label=m)
+        r.set_xlabel("relearning step", fontsize=8); r.set_ylabel("recognition % ↓", fontsize=8); r.set_ylim(-5, 105); r.tick_params(labelsize=7)
+    _legend_above(fig, axs[0, 0], f"{report.concept}: attacks on the original and on {m}", "AUC: 0.5 (dotted) = members and strangers look alike")
     plt.close(fig); return fig
 
 # %% ../nbs/15_evaluate.ipynb #14a072b2
