@@ -146,7 +146,7 @@ def _demo_paths(out, json_path, plots, methods, overwrite):
     j = _new_file(json_path or Path(out) / "report.json", overwrite)
     ex = _new_file(j.with_name(j.stem + ".examples.jsonl"), overwrite)
     p = _writable(plots or Path(out) / "plots")
-    pngs = [p / "methods.png"] + [p / f"{m}_{k}.png" for m in methods for k in ("metrics", "attacks")]
+    pngs = [p / "methods.png", p / "comparison.png"] + [p / f"{m}_{k}.png" for m in methods for k in ("metrics", "attacks")]
     for f in pngs: _new_file(f, overwrite)
     return j, ex, pngs
 
@@ -160,12 +160,12 @@ def _write_demo(out, reports, j, ex, pngs):
     "Write the demo's JSON report, its examples (JSON lines) and its plots."
     from siu_nb.core import atomic_write, to_json
     from siu_nb.evaluate import plot_metrics, plot_attacks
-    from siu_nb.pipeline import plot_results
+    from siu_nb.pipeline import plot_results, plot_comparison
     atomic_write(j, to_json(out))
     atomic_write(ex, "".join(to_json(dict(method=m, **r), indent=None) + "\n" for m, rep in reports.items() for r in rep.records))
-    _save_fig(plot_results(out), pngs[0])
+    _save_fig(plot_results(out), pngs[0]); _save_fig(plot_comparison(out), pngs[1])
     for i, (m, rep) in enumerate(reports.items()):
-        _save_fig(plot_metrics(rep), pngs[1 + 2 * i]); _save_fig(plot_attacks(rep), pngs[2 + 2 * i])
+        _save_fig(plot_metrics(rep, method=m), pngs[2 + 2 * i]); _save_fig(plot_attacks(rep, method=m), pngs[3 + 2 * i])
 
 # %% ../nbs/17_cli.ipynb #f0e30658
 def _demo(concept, methods, steps, seed, out, json_path, plots, substitute, full, show_list, overwrite, quiet):
