@@ -9,16 +9,25 @@ __all__ = ['encode', 'mask_table']
 
 # %% ../nbs/05_encode.ipynb #396179ca
 import re
+from pathlib import Path
 import torch
-from .generate import chat_prompt, load_image, turn_end, with_answer
+from .generate import chat_prompt, load_image, processor_images, turn_end, with_answer
 from .models import image_token_ids
 
 # %% ../nbs/05_encode.ipynb #7fad0855
 def _overlaps(a, b, lo, hi): return (a < hi) & (b > lo)
 
+def _image(image, cache):
+    "`load_image(image)`, decoded once per `cache` (keyed by the path, or by the identity of a PIL image)."
+    if cache is None: return load_image(image)
+    key = ("path", str(image)) if isinstance(image, (str, Path)) else ("object", id(image))
+    if key not in cache: cache[key] = (load_image(image), image)  # holding `image` keeps its id unique
+    return cache[key][0]
+
 def encode(processor, samples,       # a processor and a list of `Sample`s
            kl_on="answer",           # KL positions: "answer" tokens, or "all" text tokens of the conversation
            device=None,              # move tensors there
+           image_cache:dict=None,    # a dict shared across calls: each forget image is decoded once, not per micro-batch
           ) -> dict:
     "Model inputs for `samples` plus `labels` and `kl_mask`, aligned with `input_ids` after image expansion."
     if kl_on not in ("answer", "all"): raise ValueError(f"`kl_on` must be 'answer' or 'all', got {kl_on!r}.")
@@ -28,7 +37,7 @@ def encode(processor, samples,       # a processor and a list of `Sample`s
     stop = turn_end(processor)
     suffixes = [s.answer + stop for s in samples]
     texts = [with_answer(chat_prompt(processor, s.question, s.image is not None), x) for s, x in zip(samples, suffixes)]
-    images = [load_image(s.image) for s in samples if s.image is not None] or None
+    images = processor_images(processor, [_image(s.image, image_cache) if s.image is not None else None for s in samples])
     enc = processor(images=images, text=texts, return_tensors="pt", padding=True, return_offsets_mapping=True)
     off = enc.pop("offset_mapping")
     ids, att = enc["input_ids"], enc["attention_mask"].bool()
@@ -41,7 +50,8 @@ def encode(processor, samples,       # a processor and a list of `Sample`s
         for span in s.spans:
             for m in re.finditer(re.escape(span), s.answer):
                 in_span[b] |= att[b] & _overlaps(lo[b], hi[b], start[b] + m.start(), start[b] + m.end())
-    image = torch.isin(ids, torch.tensor(image_token_ids(processor), dtype=ids.dtype))
+    marks = torch.isin(ids, torch.tensor(image_token_ids(processor), dtype=ids.dtype))
+    image = marks.cummax(1).values & marks.flip(1).cummax(1).values.flip(1)  # first to last image token (Idefics3's row newlines)
     if kl_on == "answer": kl = answer.clone()
     else: kl = att & ~image & torch.cat([torch.zeros_like(att[:, :1]), att[:, :-1]], 1)  # text tokens with a predecessor
     enc["labels"] = ids.masked_fill(~answer, -100)

@@ -10,7 +10,7 @@ __all__ = ['FAMILIES', 'TOY_DIR', 'Family', 'family_of', 'language_model_path', 
            'load_mllm', 'add_lora', 'load_adapter', 'original_model', 'save_merged', 'quantize_4bit']
 
 # %% ../nbs/02_models.ipynb #f749940c
-import copy, importlib.util, re, tempfile
+import copy, importlib.util, re, tempfile, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +28,8 @@ class Family:
     lora_targets:str=None       # filled in by `family_of(model)`: derived from the model's structure
 
 _QWEN = ("<|vision_start|>", "<|vision_end|>")
-FAMILIES = {"llava": Family("llava"), "llava_next": Family("llava_next"), "qwen2_vl": Family("qwen2_vl", _QWEN), "qwen2_5_vl": Family("qwen2_5_vl", _QWEN)}
+FAMILIES = {"llava": Family("llava"), "llava_next": Family("llava_next"), "qwen2_vl": Family("qwen2_vl", _QWEN), "qwen2_5_vl": Family("qwen2_5_vl", _QWEN),
+            "idefics3": Family("idefics3"), "gemma3": Family("gemma3")}
 
 def family_of(model_or_type) -> Family:
     "The `Family` of a model (or a `model_type` string), with a clear error for unsupported ones."
@@ -69,10 +70,11 @@ def image_token_ids(processor,   # the model's processor
                    ) -> list:
     "Ids of the tokens that stand for image features or delimit them, derived from the processor (and `config`)."
     tok = processor.tokenizer; vocab = tok.get_vocab()
-    names = [getattr(processor, a, None) or getattr(tok, a, None) for a in _TOKEN_ATTRS]
+    names = [getattr(o, a, None) for a in _TOKEN_ATTRS for o in (processor, tok)]  # Gemma-3: processor.image_token is <start_of_image>
     names += [t for f in FAMILIES.values() for t in f.span_tokens]
     ids = {vocab[t] for t in names if isinstance(t, str) and t in vocab}
     ids |= {v for a in _TOKEN_ATTRS for v in [getattr(processor, a + "_id", None)] if isinstance(v, int)}
+    ids |= {v for v in getattr(processor, "row_col_ids", None) or [] if v != tok.unk_token_id}  # Idefics3's <row_i_col_j>
     for a in ("image_token_id", "image_token_index"):
         if isinstance(getattr(config, a, None), int): ids.add(getattr(config, a))
     return sorted(ids)
@@ -134,6 +136,26 @@ def trainable_4bit(model):
     return model
 
 
+# %% ../nbs/02_models.ipynb #5d402f47
+def _looks_local(name:str) -> bool:
+    "Whether `name` reads as a file-system path rather than a hub id `owner/name`."
+    if name.startswith(("/", "./", "../", "~", ".\\", "..\\")) or "\\" in name or name.count("/") > 1: return True
+    return "/" in name and Path(name.split("/")[0]).is_dir()
+
+def _model_path(name) -> str:
+    "`name` as `from_pretrained` takes it: a checked local folder (warning on pickled weights), or a hub id as given."
+    name = str(name); path = Path(name).expanduser()
+    if not path.exists():
+        if _looks_local(name): raise FileNotFoundError(f"Model folder not found: {path} (relative paths are read from {Path.cwd()}); "
+                                                       "check the path, or pass a hub id such as 'llava-hf/llava-1.5-7b-hf'.")
+        return name
+    if not path.is_dir(): raise NotADirectoryError(f"{path} is a file: pass the folder that holds config.json and the weights.")
+    pickled = sorted(path.glob("*.bin")) if not any(path.glob("*.safetensors")) else []
+    if pickled: warnings.warn(f"{path} has no safetensors weights: loading the pickled {pickled[0].name} (weights_only); "
+                              "re-save the model with save_pretrained to get model.safetensors.", stacklevel=3)
+    return str(path)
+
+
 # %% ../nbs/02_models.ipynb #37e2b64d
 def load_mllm(name_or_path="toy",  # "toy" (the shipped toy model), a hub id, or a local folder
               load_in_4bit=False,  # 4-bit base (QLoRA) through bitsandbytes: language model only
@@ -144,7 +166,7 @@ def load_mllm(name_or_path="toy",  # "toy" (the shipped toy model), a hub id, or
              ):
     "A `(model, processor)` pair in eval mode, optionally 4-bit, optionally with a saved unlearning adapter."
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
-    path = str(TOY_DIR) if name_or_path == "toy" else str(name_or_path)
+    path = str(TOY_DIR) if name_or_path == "toy" else _model_path(name_or_path)
     q = None
     if load_in_4bit: q = bnb_4bit_config(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), dtype or torch.float32)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, device_map=device_map, quantization_config=q,

@@ -6,8 +6,9 @@ Docs: https://siu-nb.github.io/siu_nb/testing.html.md"""
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'LLAVA_CHAT_TEMPLATE', 'TINY_FAMILIES', 'FIXTURES', 'LLAVA_HF_CHAT_TEMPLATE',
-           'QWEN2_VL_CHAT_TEMPLATE', 'tiny_corpus', 'train_tokenizer', 'tiny_processor', 'tiny_llava_config',
-           'tiny_mllm', 'real_tokenizer', 'llava_hf_tokenizer', 'Qwen2VLImageProcessor']
+           'QWEN2_VL_CHAT_TEMPLATE', 'IDEFICS3_CHAT_TEMPLATE', 'IDEFICS3_SPECIALS', 'GEMMA3_CHAT_TEMPLATE',
+           'GEMMA3_SPECIALS', 'tiny_corpus', 'train_tokenizer', 'tiny_processor', 'tiny_llava_config', 'tiny_mllm',
+           'real_tokenizer', 'llava_hf_tokenizer', 'Qwen2VLImageProcessor']
 
 # %% ../nbs/01_testing.ipynb #02ef5542
 import importlib.util, random
@@ -20,7 +21,8 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
-
+from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessorPil, Idefics3Processor
+from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessorPil, Gemma3Processor, Gemma3TextConfig, SiglipVisionConfig
 
 # %% ../nbs/01_testing.ipynb #46ea2772
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<image>"]
@@ -205,3 +207,58 @@ def _tiny_llava_next(tokenizer=None, text_dim=64, layers=2, heads=4):
     return LlavaNextForConditionalGeneration(cfg), proc
 
 TINY_FAMILIES["llava_next"] = _tiny_llava_next
+
+# %% ../nbs/01_testing.ipynb #5c5a9b0a
+IDEFICS3_CHAT_TEMPLATE = (  # the chat template of HuggingFaceM4/Idefics3-8B-Llama3
+    "<|begin_of_text|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}"
+    "{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+IDEFICS3_SPECIALS = ["<|begin_of_text|>", "<fake_token_around_image>", "<end_of_utterance>", "<global-img>",
+                     *[f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]]
+
+def _tiny_idefics3(tokenizer=None, text_dim=64, layers=2, heads=4):
+    tok = tokenizer or train_tokenizer()  # a stand-in vocabulary; the specials are Idefics3's
+    tok.add_tokens([AddedToken(t, normalized=False, special=True) for t in IDEFICS3_SPECIALS], special_tokens=True)
+    ip = Idefics3ImageProcessorPil(do_image_splitting=True, size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
+    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=4, chat_template=IDEFICS3_CHAT_TEMPLATE)
+    vc = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2, image_size=32, patch_size=8)
+    tc = LlamaConfig(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=layers,
+                     num_attention_heads=heads, num_key_value_heads=heads, pad_token_id=tok.pad_token_id)
+    cfg = Idefics3Config(vision_config=vc, text_config=tc.to_dict(), scale_factor=2, image_token_id=proc.image_token_id,
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    return Idefics3ForConditionalGeneration(cfg), proc
+
+TINY_FAMILIES["idefics3"] = _tiny_idefics3
+
+# %% ../nbs/01_testing.ipynb #aba84f4b
+GEMMA3_CHAT_TEMPLATE = (  # the chat template of google/gemma-3-4b-it (system prompts left out)
+    "{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "<start_of_turn>{{ role }}\n{% if message['content'] is string %}{{ message['content'] | trim }}{% else %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<start_of_image>{% elif item['type'] == 'text' %}"
+    "{{ item['text'] | trim }}{% endif %}{% endfor %}{% endif %}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+GEMMA3_SPECIALS = {"image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>"}
+
+def _gemma3_tokenizer(tokenizer=None):
+    "A stand-in Gemma-3 tokenizer: `train_tokenizer()`'s vocabulary plus Gemma-3's turn and image specials."
+    bt = (tokenizer or train_tokenizer()).backend_tokenizer
+    bt.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ["<start_of_turn>", "<end_of_turn>", *GEMMA3_SPECIALS.values()]])
+    return PreTrainedTokenizerFast(tokenizer_object=bt, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   padding_side="left", extra_special_tokens=GEMMA3_SPECIALS)
+
+# %% ../nbs/01_testing.ipynb #43de966d
+def _tiny_gemma3(tokenizer=None, text_dim=64, layers=2, heads=4):
+    tok = _gemma3_tokenizer(tokenizer)
+    proc = Gemma3Processor(image_processor=Gemma3ImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tok,
+                           chat_template=GEMMA3_CHAT_TEMPLATE, image_seq_length=4)
+    vc = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2, image_size=32, patch_size=8)
+    tc = Gemma3TextConfig(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=layers,
+                          num_attention_heads=heads, num_key_value_heads=heads, head_dim=text_dim // heads, pad_token_id=tok.pad_token_id)
+    cfg = Gemma3Config(vision_config=vc.to_dict(), text_config=tc.to_dict(), mm_tokens_per_image=4, image_token_index=tok.image_token_id,
+                       boi_token_index=tok.boi_token_id, eoi_token_index=tok.eoi_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    model = Gemma3ForConditionalGeneration(cfg)
+    torch.nn.init.normal_(model.model.multi_modal_projector.mm_input_projection_weight, std=0.5)  # zero at init: images would not matter
+    return model, proc
+
+TINY_FAMILIES["gemma3"] = _tiny_gemma3
