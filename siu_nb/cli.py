@@ -133,7 +133,7 @@ def _demo_compare(bench, concept, methods, steps, seed, eval_kw, request_kw, sta
     for m in methods:
         def loader(): stage(f"{m}: loading the toy model"); r = load_mllm(); stage(f"{m}: building the forget set"); return r
         def built(samples): stage(f"{m}: unlearning ({steps} steps)"); return samples
-        res, rep = run_method(bench, concept, m, steps, seed, loader, request_kw=request_kw, eval_kw=eval_kw, transform=built,
+        res, rep = run_method(bench, concept, m, steps, seed, loader, request_kw=request_kw, eval_kw=dict(eval_kw or {}, progress=stage.on), transform=built,
                               unlearn_kw=dict(progress=stage.on, callbacks=[Announce()]))
         results.setdefault("original", rep.summary("before"))
         results[m] = rep.summary("after") | {"unlearn_seconds": res.seconds}; reports[m] = rep
@@ -319,14 +319,14 @@ def _train_stage(out, state, request, save, log, progress=True):
     return res.model, processor
 
 # %% ../nbs/17_cli.ipynb #060583a9
-def _evaluate_stage(out, state, model, processor, bench, eval_kw, save, log):
+def _evaluate_stage(out, state, model, processor, bench, eval_kw, save, log, progress=False):
     "Evaluate into `out/report.json` unless there is no benchmark or it is done (and the report is there)."
     if bench is None: return
     if "evaluate" in state["done"] and (out / "report.json").is_file(): return log(f"resuming: the report is already in {out / 'report.json'}")
     from siu_nb.evaluate import evaluate
     s = state["settings"]; state["done"] = [d for d in state["done"] if d != "evaluate"]
     log("evaluating the original and the unlearned model, then the attacks")
-    rep = evaluate(model, processor, bench, s["concept"], seed=s["seed"], **(eval_kw or {}))
+    rep = evaluate(model, processor, bench, s["concept"], seed=s["seed"], progress=progress, **(eval_kw or {}))
     rep.save(out / "report.json"); state["done"].append("evaluate"); state["summary"] = rep.summary(); save()
 
 # %% ../nbs/17_cli.ipynb #5ed327fe
@@ -373,7 +373,7 @@ def unlearn_to_folder(out,               # output folder
         def save(): _save_state(out, state)
         with _threads(model == "toy"):
             m, processor = _train_stage(out, state, lambda: _request(settings["concept"], image, b, facts, substitute), save, log, progress)
-            _evaluate_stage(out, state, m, processor, b, eval_kw, save, log)
+            _evaluate_stage(out, state, m, processor, b, eval_kw, save, log, progress)
         save()
     return state
 
