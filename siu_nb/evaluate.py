@@ -86,7 +86,7 @@ class Report:
     def _repr_markdown_(self): return f"**{self.concept}**: {len(self.records)} records\n\n" + md_table(self._fmt()) + self._notes("\n\n")
     def _notes(self, sep):
         "The warnings and what was not computed, as text."
-        w = [f"**WARNING: {m}**" for m in self.warnings] + ([f"Not computed: " + "; ".join(f"`{k}`: {v}" for k, v in self.not_computed.items())] if self.not_computed else [])
+        w = [f"**WARNING: {m}**" for m in self.warnings] + (["Not computed: " + "; ".join(f"`{k}`: {v}" for k, v in self.not_computed.items())] if self.not_computed else [])
         return sep + sep.join(w) if w else ""
 
 # %% ../nbs/15_evaluate.ipynb #44f0b957
