@@ -6,7 +6,7 @@ Docs: https://siu-nb.github.io/siu_nb/core.html.md"""
 
 # %% auto #0
 __all__ = ['IGNORE', 'quiet_known_noise', 'versions', 'atomic_write', 'atomic_folder', 'json_safe', 'to_json', 'chunks',
-           'sample_pairs', 'words', 'mentions', 'md_table', 'torch_threads']
+           'sample_pairs', 'words', 'term_regex', 'mentions', 'md_table', 'torch_threads']
 
 # %% ../nbs/00_core.ipynb #df53a57a
 import json, math, os, platform, random, re, shutil, tempfile
@@ -110,10 +110,11 @@ def words(s:str,              # the text
 # %% ../nbs/00_core.ipynb #3ce319f2
 _NO_SPACES = re.compile(r"[\u0e00-\u0e7f\u1000-\u109f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")  # Thai, Myanmar, kana, CJK
 
-def _term_re(t:str):
-    t = t.strip().casefold()
-    if _NO_SPACES.search(t): return re.compile(re.escape(t))
-    return re.compile(r"(?<![^\W_])" + r"\s+".join(map(re.escape, t.split())) + r"(?![^\W_])")
+def term_regex(t:str, flags=0):
+    "The regex finding term `t` as whole words (any spacing between its words), or as a substring in scripts without spaces."
+    t = t.strip()
+    if _NO_SPACES.search(t): return re.compile(re.escape(t), flags)
+    return re.compile(r"(?<![^\W_])" + r"\s+".join(map(re.escape, t.split())) + r"(?![^\W_])", flags)
 
 def mentions(text:str, # e.g. a generated answer
              terms,    # a term, or a list of alternatives (any one counts)
@@ -121,7 +122,7 @@ def mentions(text:str, # e.g. a generated answer
     "Whether `text` contains any of `terms` as whole words (case-insensitive; substrings for scripts without spaces)."
     if isinstance(terms, str): terms = [terms]
     low = text.casefold()
-    return any(_term_re(t).search(low) for t in terms if t and t.strip())
+    return any(term_regex(t.casefold()).search(low) for t in terms if t and t.strip())
 
 # %% ../nbs/00_core.ipynb #9d6302c6
 def md_table(df) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 from fastcore.basics import patch
 from .generate import load_image
-from .core import atomic_write, md_table, words, mentions, _NO_SPACES
+from .core import atomic_write, md_table, words, mentions, term_regex
 
 # %% ../nbs/04_targets.ipynb #a2842047
 @dataclass
@@ -161,8 +161,7 @@ def name_spans(answer:str, # an answer of the forget set
     "The substrings of `answer` that spell one of `names` as whole words (case-insensitive), as written in `answer`."
     out, taken = [], set()   # character positions already covered by a longer name
     for n in sorted({n.strip() for n in names if n and n.strip()}, key=len, reverse=True):
-        pat = re.escape(n) if _NO_SPACES.search(n) else r"(?<![^\W_])" + r"\s+".join(map(re.escape, n.split())) + r"(?![^\W_])"
-        for m in re.finditer(pat, answer, re.I):
+        for m in term_regex(n, re.I).finditer(answer):
             if taken.isdisjoint(range(*m.span())): out.append(m.group(0)); taken.update(range(*m.span()))
     return list(dict.fromkeys(out))
 
