@@ -24,9 +24,9 @@ from safetensors.torch import save_file, load_file
 from .core import versions, atomic_folder, to_json
 from .models import is_quantized, add_lora, load_adapter
 from peft import PeftModel, get_peft_model_state_dict  # after siu_nb.models, which quiets bitsandbytes' import-time noise
-from .generate import generate, load_image
+from .generate import generate
 from .targets import METHODS, Sample
-from .encode import encode
+from .encode import encode, load_once
 from .loss import concept_vocab_mask, seq_logprob, method_loss, DEFAULT_WEIGHTS
 
 # %% ../nbs/07_train.ipynb #b64ca0a3
@@ -279,14 +279,9 @@ def processes():
 
 # %% ../nbs/07_train.ipynb #3f769918
 def _load_images(samples) -> list:
-    "`samples` with each distinct image (a path, or a PIL image object) decoded once by `load_image` and shared."
-    seen = {}
-    def one(x):
-        if x is None: return None
-        key = ("path", str(x)) if isinstance(x, (str, Path)) else id(x)
-        if key not in seen: seen[key] = load_image(x)
-        return seen[key]
-    return [replace(s, image=one(s.image)) for s in samples]
+    "`samples` with each distinct image (a path, or a PIL image object) decoded once (`siu_nb.encode.load_once`) and shared."
+    cache = {}
+    return [replace(s, image=load_once(s.image, cache)) if s.image is not None else s for s in samples]
 
 # %% ../nbs/07_train.ipynb #7928c887
 class Unlearner(Run):
