@@ -13,7 +13,9 @@ Writes `llama2/` (LLaMA-2 / Vicuna SentencePiece, 32000 ids: the tokenizer of LL
 In the Qwen2 file the vision specials are placeholders `[PAD151646]` ... at their real ids; they get their real names
 here (`QWEN2_SPECIALS`). The Llama-3 conversion appends an `<|endoftext|>` at 128256 that the GGUF file does not have
 (dropped: the families add their own specials from 128256 on) and adds no BOS, whereas the hub's Llama-3 tokenizers
-prepend `<|begin_of_text|>` (restored); its merges are written as `"a b"` strings, the format's compact form.
+prepend `<|begin_of_text|>` (restored). Its specials carry Llama-3.0's names; they get Llama-3.1's (`<|finetune_right_pad_id|>`
+= 128004, `<|eom_id|>`, `<|python_tag|>`, the reserved ones renumbered), which Llama-3.2-Vision and Idefics3-8B-Llama3 use
+(`llama31_specials`). Its merges are written as `"a b"` strings, the format's compact form.
 """
 import json, subprocess, sys, tarfile, tempfile
 from pathlib import Path
@@ -51,8 +53,19 @@ def _rename_qwen(folder):
         if old in vocab: vocab[name] = vocab.pop(old)
     p.write_text(json.dumps(d, ensure_ascii=False, separators=(",", ":")))
 
+def llama31_specials():
+    "Llama-3.1's names of the ids 128002-128255 (Llama-3.0 names them all `<|reserved_special_token_k|>`)."
+    names = {128004: "<|finetune_right_pad_id|>", 128008: "<|eom_id|>", 128010: "<|python_tag|>"}
+    reserved = [i for i in range(128002, LLAMA3_VOCAB) if i not in names and i not in (128006, 128007, 128009)]
+    return names | {i: f"<|reserved_special_token_{k}|>" for k, i in enumerate(reserved)}
+
 def _fix_llama3(folder):
     p = folder / "tokenizer.json"; d = json.loads(p.read_text())
+    new = llama31_specials(); old = {t["id"]: t["content"] for t in d["added_tokens"]}
+    for t in d["added_tokens"]: t["content"] = new.get(t["id"], t["content"])
+    vocab = d["model"]["vocab"]
+    for i in new: vocab.pop(old[i], None)
+    vocab.update({name: i for i, name in new.items()})
     extra = [t["content"] for t in d["added_tokens"] if t["id"] >= LLAMA3_VOCAB]
     d["added_tokens"] = [t for t in d["added_tokens"] if t["id"] < LLAMA3_VOCAB]
     for t in extra: d["model"]["vocab"].pop(t, None)
