@@ -130,7 +130,7 @@ def tiny_mllm(family="llava", # model family: a key of `TINY_FAMILIES`
 # %% ../nbs/01_testing.ipynb #4d6c352e
 FIXTURES = Path(importlib.util.find_spec("siu_nb").origin).parents[1]/"nbs"/"fixtures"/"tokenizers"  # committed real tokenizers (a source checkout)
 
-def real_tokenizer(name,         # "llama2" (LLaVA-1.5) or "qwen2" (Qwen2-VL, Qwen2.5-VL)
+def real_tokenizer(name,         # "llama2" (LLaVA-1.5), "qwen2" (Qwen2-VL, Qwen2.5-VL) or "llama3" (mllama, Idefics3)
                    folder=None,  # where the fixtures are; default `FIXTURES`
                   ) -> PreTrainedTokenizerFast:
     "A real hub tokenizer from the committed fixtures (fast, with offsets), padding on the left."
