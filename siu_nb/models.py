@@ -40,6 +40,9 @@ def family_of(model_or_type) -> Family:
     fam = FAMILIES[mt]
     return fam if isinstance(model_or_type, str) else replace(fam, lora_targets=lora_targets(model_or_type))
 
+# %% ../nbs/02_models.ipynb #cc487ad0
+FAMILIES.update(smolvlm=Family("smolvlm"), mllama=Family("mllama"))
+
 # %% ../nbs/02_models.ipynb #8540abb9
 def _unwrap(model): return model.get_base_model() if isinstance(model, PeftModel) else model
 
