@@ -6,7 +6,7 @@ Docs: https://siu-nb.github.io/siu_nb/generate.html.md"""
 
 # %% auto #0
 __all__ = ['NESTED_IMAGE_PROCESSORS', 'chat_prompt', 'with_answer', 'turn_end', 'stop_ids', 'load_image', 'to_model',
-           'processor_images', 'generate', 'answer_logprobs', 'ask']
+           'processor_images', 'process', 'generate', 'answer_logprobs', 'ask']
 
 # %% ../nbs/03_generate.ipynb #76449c99
 import warnings
@@ -92,6 +92,15 @@ def processor_images(processor, images): # one decoded image or `None` per promp
     if any(c.__name__ in NESTED_IMAGE_PROCESSORS for c in type(processor).__mro__): return [[im] if im is not None else [] for im in images]
     return [im for im in images if im is not None]
 
+# %% ../nbs/03_generate.ipynb #098bfe43
+def process(processor, texts, # rendered prompts (`chat_prompt`, `with_answer`)
+            images=None,      # as `processor_images` returns them
+            **kw):            # more processor options (`padding=True`, ...)
+    "`processor(images=images, text=texts, return_tensors='pt')`, without a second BOS where the chat template wrote one."
+    bos = processor.tokenizer.bos_token
+    own = bool(bos) and all(t.startswith(bos) for t in texts)
+    return processor(images=images, text=texts, return_tensors="pt", **({"add_special_tokens": False} if own else {}), **kw)
+
 # %% ../nbs/03_generate.ipynb #b51c0298
 @torch.inference_mode()
 def generate(model, processor,
@@ -113,7 +122,7 @@ def generate(model, processor,
             for chunk in chunks(idx, batch_size):
                 texts = [chat_prompt(processor, prompts[i], has_image) if chat else prompts[i] for i in chunk]
                 ims = processor_images(processor, [load_image(images[i]) for i in chunk] if has_image else [None] * len(chunk))
-                enc = to_model(model, processor(images=ims, text=texts, return_tensors="pt", padding=True))
+                enc = to_model(model, process(processor, texts, ims, padding=True))
                 gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=tok.pad_token_id, eos_token_id=stop[0] if len(stop) == 1 else stop)
                 for i, ans in zip(chunk, tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)):
@@ -146,9 +155,8 @@ def answer_logprobs(model, processor,
                 for chunk in chunks(idx, batch_size):
                     prompts = [chat_prompt(processor, questions[i], has_image) for i in chunk]
                     ims = processor_images(processor, [load_image(images[i]) for i in chunk] if has_image else [None] * len(chunk))
-                    full = processor(images=ims, text=[with_answer(p, answers[i]) for p, i in zip(prompts, chunk)],
-                                     return_tensors="pt", padding=True)
-                    pre = processor(images=ims, text=prompts, return_tensors="pt", padding=True)
+                    full = process(processor, [with_answer(p, answers[i]) for p, i in zip(prompts, chunk)], ims, padding=True)
+                    pre = process(processor, prompts, ims, padding=True)
                     ids, ends = full["input_ids"], full["attention_mask"].sum(1)
                     starts = []
                     for j in range(len(chunk)):
