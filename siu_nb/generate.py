@@ -34,17 +34,18 @@ def with_answer(prompt:str, answer:str) -> str:
 _MARK = "SIU_ANSWER_MARK"
 
 def turn_end(processor) -> str:
-    "The special token that ends an assistant turn in `processor`'s chat template; else the tokenizer's `eos_token`."
-    tok = processor.tokenizer
-    msgs = [{"role": "user", "content": [{"type": "text", "text": "Q"}]},
-            {"role": "assistant", "content": [{"type": "text", "text": _MARK}]}]
-    after = processor.apply_chat_template(msgs).split(_MARK, 1)[-1].lstrip()
+    "The special token that ends an assistant turn in `processor`'s chat template (or a text tokenizer's); else the `eos_token`."
+    tok = getattr(processor, "tokenizer", processor)   # a plain tokenizer (a judge's) takes string contents
+    part = (lambda s: s) if tok is processor else (lambda s: [{"type": "text", "text": s}])
+    if tok is processor and not tok.chat_template: return tok.eos_token
+    msgs = [{"role": "user", "content": part("Q")}, {"role": "assistant", "content": part(_MARK)}]
+    after = processor.apply_chat_template(msgs, tokenize=False).split(_MARK, 1)[-1].lstrip()
     specials = sorted(set(tok.all_special_tokens) | set(tok.get_added_vocab()), key=len, reverse=True)
     return next((t for t in specials if t and after.startswith(t)), tok.eos_token)
 
 def stop_ids(processor) -> list:
-    "Token ids that end a generated answer: the turn end and the tokenizer's EOS."
-    tok = processor.tokenizer
+    "Token ids that end a generated answer: the turn end and the tokenizer's EOS (of a processor or a text tokenizer)."
+    tok = getattr(processor, "tokenizer", processor)
     return sorted({i for i in (tok.convert_tokens_to_ids(turn_end(processor)), tok.eos_token_id) if i is not None})
 
 # %% ../nbs/03_generate.ipynb #bb428e46
@@ -93,13 +94,14 @@ def processor_images(processor, images): # one decoded image or `None` per promp
     return [im for im in images if im is not None]
 
 # %% ../nbs/03_generate.ipynb #098bfe43
-def process(processor, texts, # rendered prompts (`chat_prompt`, `with_answer`)
+def process(processor, texts, # rendered prompts (`chat_prompt`, `with_answer`); a text tokenizer works too
             images=None,      # as `processor_images` returns them
             **kw):            # more processor options (`padding=True`, ...)
     "`processor(images=images, text=texts, return_tensors='pt')`, without a second BOS where the chat template wrote one."
-    bos = processor.tokenizer.bos_token
+    bos = getattr(processor, "tokenizer", processor).bos_token
     own = bool(bos) and all(t.startswith(bos) for t in texts)
-    return processor(images=images, text=texts, return_tensors="pt", **({"add_special_tokens": False} if own else {}), **kw)
+    if images is not None: kw["images"] = images
+    return processor(text=texts, return_tensors="pt", **({"add_special_tokens": False} if own else {}), **kw)
 
 # %% ../nbs/03_generate.ipynb #b51c0298
 @torch.inference_mode()

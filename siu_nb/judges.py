@@ -14,6 +14,7 @@ from fastcore.basics import patch
 import torch
 from .metrics import mentions, concept_terms
 from .core import chunks
+from .generate import process, stop_ids
 from .bench import Question
 
 # %% ../nbs/13_judges.ipynb #9b400f34
@@ -153,8 +154,8 @@ class HFJudge(_ModelJudge):
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         try:
             for chunk in chunks(prompts, self.batch_size):
-                enc = tok([self._render(p) for p in chunk], return_tensors="pt", padding=True).to(self.model.device)
-                gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad, eos_token_id=tok.eos_token_id)
+                enc = process(tok, [self._render(p) for p in chunk], padding=True).to(self.model.device)
+                gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad, eos_token_id=stop_ids(tok))
                 out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         finally: tok.padding_side = side
         return out
