@@ -251,15 +251,20 @@ def _facts(facts):
     return dict(aliases=meta.get("aliases", ()), facts=meta.get("facts", ()), other_facts=meta.get("other_facts", ()))
 
 # %% ../nbs/17_cli.ipynb #96f325f1
+def _sources(image, bench, facts):
+    "Refuse a request that could not be built: without a benchmark, it needs an image and a facts file."
+    if bench is not None: return
+    if image is None: raise UserError("pass the concept's single image (`--image PATH`) or a benchmark (`--bench toy` or a folder).")
+    if facts is None: raise UserError("without a benchmark, SIU needs facts for targets 3 and 4: pass `--facts FILE.json` "
+                                      "with {\"facts\": [[question, answer], ...], \"other_facts\": [[question, answer], ...]}.")
+
 def _request(concept, image=None, bench=None, facts=None, substitute=None):
     "The `ForgetRequest` for `concept`, from a benchmark or from an image and a facts file."
     from siu_nb.targets import ForgetRequest
     sub = {"substitute": substitute} if substitute else {}
     if bench is not None:
         return ForgetRequest.from_bench(bench, resolve_concept(bench.names, concept), **({"image": image} if image else {}), **sub)
-    if image is None: raise UserError("pass the concept's single image (`--image PATH`) or a benchmark (`--bench toy` or a folder).")
-    if facts is None: raise UserError("without a benchmark, SIU needs facts for targets 3 and 4: pass `--facts FILE.json` "
-                                      "with {\"facts\": [[question, answer], ...], \"other_facts\": [[question, answer], ...]}.")
+    _sources(image, bench, facts)
     return ForgetRequest(concept, image, **_facts(facts), **sub)
 
 # %% ../nbs/17_cli.ipynb #47c62770
@@ -398,6 +403,7 @@ def unlearn_to_folder(out,               # output folder
     if not str(out).strip(): raise UserError("the output folder is empty; pass a folder for the run, e.g. runs/tom.")
     out, b = _writable(out), _load_bench(settings["bench"])
     if b is not None: settings["concept"] = resolve_concept(b.names, concept)
+    _sources(image, b, facts)  # before the folder is made
     with _locked(out):
         state = _run_state(out, settings, overwrite)
         def save(): _save_state(out, state)
