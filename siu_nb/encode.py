@@ -30,11 +30,12 @@ def load_once(image, # a path or a PIL image
 # %% ../nbs/05_encode.ipynb #f6eb015c
 PROMPT_BATCHED = ("Idefics3Processor", "SmolVLMProcessor")  # image processors that give one padded row per prompt
 
+def _is_a(processor, names): return any(c.__name__ in names for c in type(processor).__mro__)  # subclasses too
+
 def _layout(processor):
     "How `processor`'s image processor batches: 'image' (a row per image), 'prompt' (a padded row per prompt), None (unknown)."
-    name = type(processor).__name__
-    if name in PROMPT_BATCHED: return "prompt"
-    return "image" if name not in NESTED_IMAGE_PROCESSORS or name == "Gemma3Processor" else None
+    if _is_a(processor, PROMPT_BATCHED): return "prompt"
+    return "image" if not _is_a(processor, NESTED_IMAGE_PROCESSORS) or _is_a(processor, ("Gemma3Processor",)) else None
 
 def _join(parts):
     "One batch from per-row image-processor outputs: tensors zero-padded to the largest row and stacked, lists concatenated."
@@ -49,18 +50,19 @@ def _join(parts):
 # %% ../nbs/05_encode.ipynb #e52710bd
 class _OncePerImage:
     "Stands in for an image processor: each image processed once per `cache`, the batch assembled as the processor would."
-    def __init__(self, ip, cache, layout, nested): self.ip, self.cache, self.layout, self.nested = ip, cache, layout, nested
+    def __init__(self, ip, cache, layout): self.ip, self.cache, self.layout = ip, cache, layout
     def __getattr__(self, k): return getattr(self.ip, k)
 
-    def one(self, im, kw):
-        key = ("pixels", id(self.ip), id(im), repr(sorted(kw.items())))  # `im` is held by the cache (`load_once`)
-        if key not in self.cache: self.cache[key] = dict(self.ip([[im]] if self.nested else [im], **kw))
+    def one(self, im, nested, kw):
+        key = ("pixels", id(self.ip), id(im), nested, repr(sorted(kw.items())))  # `im` is held by the cache (`load_once`)
+        if key not in self.cache: self.cache[key] = dict(self.ip([[im]] if nested else [im], **kw))
         return self.cache[key]
 
     def __call__(self, images, **kw):
         if self.layout == "prompt" and any(len(p) > 1 for p in images): return self.ip(images, **kw)  # one image per prompt only
-        flat = [im for p in images for im in p] if self.nested else images
-        parts = {id(im): self.one(im, kw) for im in flat}
+        nested = isinstance(images[0], (list, tuple))   # images per prompt, as the processor passes them
+        flat = [im for p in images for im in p] if nested else images
+        parts = {id(im): self.one(im, nested, kw) for im in flat}
         if self.layout == "image": return BatchFeature(_join([parts[id(im)] for im in flat]))
         empty = {k: v.new_zeros((1,) + (0,) * (v.dim() - 1)) if torch.is_tensor(v) else [[]] for k, v in parts[id(flat[0])].items()}
         return BatchFeature(_join([parts[id(p[0])] if p else empty for p in images]))
@@ -69,7 +71,7 @@ def _with_pixel_cache(processor, cache):
     "`processor`, or a copy whose image processor runs once per image of `cache` (families whose batching is known)."
     if cache is None or _layout(processor) is None or getattr(processor, "image_processor", None) is None: return processor
     p = copy.copy(processor)
-    p.image_processor = _OncePerImage(processor.image_processor, cache, _layout(processor), type(processor).__name__ in NESTED_IMAGE_PROCESSORS)
+    p.image_processor = _OncePerImage(processor.image_processor, cache, _layout(processor))
     return p
 
 # %% ../nbs/05_encode.ipynb #3b5833e3
