@@ -9,10 +9,11 @@ __all__ = ['CLI_METHODS', 'OWN_FILES', 'UserError', 'Stages', 'resolve_concept',
            'metric_legend', 'siu_demo', 'unlearn_to_folder', 'siu_unlearn', 'siu_eval', 'forget', 'assess']
 
 # %% ../nbs/17_cli.ipynb #4d501677
-import json, os, shutil, sys, time
+import inspect, json, os, shutil, sys, time
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
-from fastcore.script import call_parse, store_true
+from fastcore.script import anno_parser, store_true
 
 # %% ../nbs/17_cli.ipynb #85cdcafa
 class UserError(Exception):
@@ -28,6 +29,32 @@ def _cli(prog:str, # the command's name, e.g. "siu-demo"
     except _USER_ERRORS as e:
         print(f"{prog}: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+# %% ../nbs/17_cli.ipynb #cf9f9cb0
+def _given(**kw):
+    "Refuse options given as empty or blank text (`--image ''`); leaving an option out is how to get its default."
+    for k, v in kw.items():
+        if isinstance(v, str) and not v.strip(): raise UserError(f"--{k.replace('_', '-')} is empty; give a value or leave the option out.")
+
+# %% ../nbs/17_cli.ipynb #aa1dd38b
+def _script_run(frame) -> bool:
+    "True if `frame` is the top level of a script being run (a console entry point)."
+    g = frame.f_globals
+    return frame.f_locals is g and g.get("__name__") == "__main__" and g.get("__file__") == frame.f_code.co_filename
+
+def _no_extra(extra, prog):
+    if extra: raise UserError(f"unexpected argument {extra[0]!r}; see `{prog} --help`.")
+
+def _command(func):
+    "A console command from `func` (fastcore's parser, as `call_parse`), keeping an empty first argument (`call_parse` drops it)."
+    @wraps(func)
+    def main(*args, **kwargs):
+        if args or kwargs or not _script_run(inspect.currentframe().f_back): return func(*args, **kwargs)
+        p = anno_parser(func)
+        parsed, extra = p.parse_known_args()
+        _cli(p.prog, lambda: _no_extra(extra, p.prog))  # one line, as every other mistake
+        return func(**{k: v for k, v in vars(parsed).items() if k not in ("pdb", "xtra")})
+    return main
 
 # %% ../nbs/17_cli.ipynb #8c51c526
 def _no_library_bars():
@@ -63,10 +90,11 @@ def resolve_concept(names, # the benchmark's concept names
 CLI_METHODS = ("siu", "ga", "ga_kl", "po", "npo", "graddiff")  # = siu_nb.targets.METHODS, without importing torch
 
 def parse_methods(methods:str, # comma-separated, e.g. "siu,ga,npo"
+                  option:str="--methods", # the option they came from, named in the messages
                  ) -> tuple:
     "The methods named in `methods`, checked (known, at least one, no repeats)."
     ms = tuple(m.strip().lower() for m in str(methods).split(",") if m.strip())
-    if not ms: raise UserError(f"no method given; pass e.g. --methods siu,ga (choose from {', '.join(CLI_METHODS)}).")
+    if not ms: raise UserError(f"no method given; pass e.g. {option} siu (choose from {', '.join(CLI_METHODS)}).")
     bad = [m for m in ms if m not in CLI_METHODS]
     if bad: raise UserError(f"unknown method {', '.join(bad)}; choose from {', '.join(CLI_METHODS)}.")
     if len(set(ms)) < len(ms): raise UserError(f"a method is repeated in {methods!r}; name each once.")
@@ -172,8 +200,7 @@ def _demo(concept, methods, steps, seed, out, json_path, plots, substitute, full
     "The work of `siu-demo` (see there)."
     if show_list: print(concept_table()); return None
     t0, ms = time.perf_counter(), parse_methods(methods); _positive(steps=steps)
-    if concept is not None and not concept.strip(): raise UserError("--concept is empty; pass a name or leave it out (`siu-demo --list`).")
-    if substitute is not None and not substitute.strip(): raise UserError("--substitute is empty; pass a name or leave it out.")
+    _given(concept=concept, substitute=substitute, out=out, json=json_path, plots=plots)
     j, ex, pngs = _demo_paths(out, json_path, plots, ms, overwrite)
     stage = Stages("siu-demo", quiet); stage("loading the toy benchmark")
     from siu_nb.toy import toy_bench
@@ -190,7 +217,7 @@ def _demo(concept, methods, steps, seed, out, json_path, plots, substitute, full
     return res
 
 # %% ../nbs/17_cli.ipynb #d0f0de75
-@call_parse
+@_command
 def siu_demo(concept:str=None,       # concept to forget, any case (default: the person the toy model knows best; see --list)
              methods:str="siu",      # comma-separated methods: siu, ga, ga_kl, po, npo, graddiff
              steps:int=None,         # unlearning steps (default: the toy model's budget, `siu_nb.pipeline.DEFAULT_STEPS`)
@@ -224,15 +251,20 @@ def _facts(facts):
     return dict(aliases=meta.get("aliases", ()), facts=meta.get("facts", ()), other_facts=meta.get("other_facts", ()))
 
 # %% ../nbs/17_cli.ipynb #96f325f1
+def _sources(image, bench, facts):
+    "Refuse a request that could not be built: without a benchmark, it needs an image and a facts file."
+    if bench is not None: return
+    if image is None: raise UserError("pass the concept's single image (`--image PATH`) or a benchmark (`--bench toy` or a folder).")
+    if facts is None: raise UserError("without a benchmark, SIU needs facts for targets 3 and 4: pass `--facts FILE.json` "
+                                      "with {\"facts\": [[question, answer], ...], \"other_facts\": [[question, answer], ...]}.")
+
 def _request(concept, image=None, bench=None, facts=None, substitute=None):
     "The `ForgetRequest` for `concept`, from a benchmark or from an image and a facts file."
     from siu_nb.targets import ForgetRequest
     sub = {"substitute": substitute} if substitute else {}
     if bench is not None:
         return ForgetRequest.from_bench(bench, resolve_concept(bench.names, concept), **({"image": image} if image else {}), **sub)
-    if image is None: raise UserError("pass the concept's single image (`--image PATH`) or a benchmark (`--bench toy` or a folder).")
-    if facts is None: raise UserError("without a benchmark, SIU needs facts for targets 3 and 4: pass `--facts FILE.json` "
-                                      "with {\"facts\": [[question, answer], ...], \"other_facts\": [[question, answer], ...]}.")
+    _sources(image, bench, facts)
     return ForgetRequest(concept, image, **_facts(facts), **sub)
 
 # %% ../nbs/17_cli.ipynb #47c62770
@@ -333,7 +365,9 @@ def _evaluate_stage(out, state, model, processor, bench, eval_kw, save, log, pro
 def _settings(concept, model, image, bench, facts, method, steps, seed, lr, batch_size, load_in_4bit, eval_kw, substitute):
     "The run's settings as stored in run.json: defaults filled in, local paths absolute."
     if not str(concept).strip(): raise UserError("the concept name is empty; pass the name to forget, e.g. 'Tom Vark'.")
-    parse_methods(method); _positive(steps=steps, lr=lr, batch_size=batch_size)
+    _given(model=model, image=image, bench=bench, facts=facts, method=method, substitute=substitute)
+    if len(parse_methods(method, "--method")) > 1: raise UserError(f"--method takes one method, got {method!r}; run siu-unlearn once per method.")
+    _positive(steps=steps, lr=lr, batch_size=batch_size)
     toy, ab = model == "toy", lambda p: str(Path(p).expanduser().absolute()) if p else None
     for what, p in (("image", image), ("facts", facts)):
         if p and not Path(p).is_file(): raise UserError(f"{what} {p} is {'a folder' if Path(p).is_dir() else 'not found'}; give the path of a file.")
@@ -366,8 +400,10 @@ def unlearn_to_folder(out,               # output folder
                       substitute=None) -> dict: # SIU's substitute name (default: drawn from the benchmark's decoys)
     "Unlearn `concept` into folder `out` (adapter, report, run.json); resumes a finished stage, refuses to clobber another run."
     settings = _settings(concept, model, image, bench, facts, method, steps, seed, lr, batch_size, load_in_4bit, eval_kw, substitute)
+    if not str(out).strip(): raise UserError("the output folder is empty; pass a folder for the run, e.g. runs/tom.")
     out, b = _writable(out), _load_bench(settings["bench"])
     if b is not None: settings["concept"] = resolve_concept(b.names, concept)
+    _sources(image, b, facts)  # before the folder is made
     with _locked(out):
         state = _run_state(out, settings, overwrite)
         def save(): _save_state(out, state)
@@ -386,7 +422,7 @@ def _run_summary(out:Path) -> str:
     return (f"{rep}\n\n" if rep else "") + "run folder: " + "\n            ".join(files)
 
 # %% ../nbs/17_cli.ipynb #a2fea5c5
-@call_parse
+@_command
 def siu_unlearn(concept:str,          # the concept's name, e.g. "Donald Trump" (any case, with a benchmark)
                 out:str,              # output folder (adapter, report.json, run.json)
                 model:str="toy",      # "toy", a hub id (e.g. llava-hf/llava-1.5-7b-hf) or a local folder
@@ -426,7 +462,7 @@ def _adapter_path(adapter, model):
     raise UserError(f"adapter folder {adapter} not found.")
 
 # %% ../nbs/17_cli.ipynb #53995756
-@call_parse
+@_command
 def siu_eval(concept:str,           # the concept to evaluate (any case)
              out:str,               # report JSON path
              model:str="toy",       # "toy", a hub id or a local folder
@@ -441,6 +477,8 @@ def siu_eval(concept:str,           # the concept to evaluate (any case)
     "Evaluate a model (with an unlearning adapter) on one concept: every MMUBench metric and attack, saved as JSON."
     def work():
         if not concept.strip(): raise UserError("the concept name is empty; pass the name to evaluate.")
+        if not out.strip(): raise UserError("the report path is empty; pass a file for the report, e.g. report.json.")
+        _given(model=model, adapter=adapter, bench=bench)
         p, ad, stage = _new_file(out, overwrite), _adapter_path(adapter, model), Stages("siu-eval", quiet)
         stage("loading the benchmark"); b = _load_bench(bench); c = resolve_concept(b.names, concept)
         from siu_nb.models import load_mllm

@@ -52,17 +52,18 @@ def reference_cache(model, processor, samples, # the model (reference = adapters
                     kl_on="answer",             # KL positions, as in `encode`
                     batch_size=4,               # samples per forward pass
                     bf16=False,                 # bf16 autocast (GPU)
+                    image_cache:dict=None,      # shared with the run's steps: each image decoded and processed once (`encode`)
                    ) -> dict:
-    "Per-sample reference log-probs at the KL positions (`rows`) and answer log-likelihoods (`seq`)."
+    "Per-sample reference log-probs at the KL positions (`rows`, kept on the CPU) and answer log-likelihoods (`seq`)."
     rows, seq = [None] * len(samples), torch.zeros(len(samples))
     was = model.training; model.eval()
     with _reference_ctx(model):
         for i0 in range(0, len(samples), batch_size):
             idx = list(range(i0, min(i0 + batch_size, len(samples))))
-            b = encode(processor, [samples[i] for i in idx], kl_on, _device(model))
+            b = encode(processor, [samples[i] for i in idx], kl_on, _device(model), image_cache=image_cache)
             logits = _forward(model, b, bf16)
             km = b["kl_mask"][:, 1:].bool()
-            for j, i in enumerate(idx): rows[i] = F.log_softmax(logits[j, :-1][km[j]].float(), -1)
+            for j, i in enumerate(idx): rows[i] = F.log_softmax(logits[j, :-1][km[j]].float(), -1).cpu()
             seq[idx] = seq_logprob(logits, b["labels"]).cpu()
     model.train(was)
     return dict(rows=rows, seq=seq)
@@ -296,6 +297,7 @@ class Unlearner(Run):
         self.procs = procs or processes()
         self.model, self.processor, self.samples, self.model_type = model, processor, _load_images(samples), model.config.model_type
         self.stacked = isinstance(model, PeftModel)  # an adapter goes on top of earlier ones
+        self.images = {}  # each forget image decoded and processed once per run (`siu_nb.encode`), shared by every batch
         self.step, self.steps, self.method, self.history, self.stop = 0, self.config.steps, self.config.method, [], False
         cbs = [Recorder(), *(c if isinstance(c, Callback) else FuncCB(c) for c in callbacks)]
         self.callbacks = sorted(cbs, key=lambda c: c.order)
@@ -322,7 +324,7 @@ def cache_reference(self:Unlearner):
     "The reference log-probs (computed once) and, for SIU, each sample's vocabulary mask."
     c, S = self.config, self.samples
     need = c.method in ("siu", "ga_kl", "npo")
-    self.cache = reference_cache(self.model, self.processor, S, c.kl_on, c.batch_size, c.bf16) if need else None
+    self.cache = reference_cache(self.model, self.processor, S, c.kl_on, c.batch_size, c.bf16, self.images) if need else None
     self.vocab = None
     if c.method == "siu":
         V, masks = self.cache["rows"][0].shape[-1], {(): torch.ones(self.cache["rows"][0].shape[-1], device=self.device)}
@@ -354,9 +356,9 @@ def micro_step(self:Unlearner, idx, # sample indices of the micro-batch
               ):
     "Forward and backward on one micro-batch; returns its loss and named parts (floats)."
     c, S, dev = self.config, self.samples, self.device
-    b = encode(self.processor, [S[j] for j in idx], c.kl_on, dev)
+    b = encode(self.processor, [S[j] for j in idx], c.kl_on, dev, image_cache=self.images)
     tg = torch.tensor([S[j].target for j in idx], device=dev)
-    rows = torch.cat([self.cache["rows"][j] for j in idx]) if c.method in ("siu", "ga_kl") else None
+    rows = torch.cat([self.cache["rows"][j] for j in idx]).to(dev) if c.method in ("siu", "ga_kl") else None
     vm = torch.stack([self.vocab[j] for j in idx]) if self.vocab is not None else None
     seq = self.cache["seq"][idx] if c.method == "npo" else None
     logits = _forward(self.wrapped, b, c.bf16)

@@ -187,7 +187,7 @@ def cache_20(model, processor, dev, a):
     out = dict(concepts=a.concepts, samples=len(samples), kl_positions=pos, vocab=V, measured_mb=rows_mb(c["rows"]),
                measured_held_on_device_mb=held, seconds=s, device_of_rows=str(c["rows"][0].device),
                qwen_vocab=QWEN_VOCAB, qwen_fp32_mb=pos * QWEN_VOCAB * 4 / 2**20, qwen_bf16_mb=pos * QWEN_VOCAB * 2 / 2**20,
-               note="rows are fp32 on the model's device (train.reference_cache); the tiny offline tokenizer spells answers in more "
+               note="rows are fp32, kept on the CPU and moved to the model's device per micro-batch (train.reference_cache); the tiny offline tokenizer spells answers in more "
                     "tokens than LLaMA's or Qwen's, so real caches are smaller by that ratio")
     del c; mem_reset(dev)
     return out
