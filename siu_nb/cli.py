@@ -19,7 +19,7 @@ from fastcore.script import anno_parser, store_true
 class UserError(Exception):
     "A mistake in a command's input: printed as one line `siu-xxx: message`, exit status 2."
 
-_USER_ERRORS = (UserError, ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+_USER_ERRORS = (UserError, ValueError, ImportError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)  # ImportError: a missing optional package
 
 def _cli(prog:str, # the command's name, e.g. "siu-demo"
          body,     # a function of no arguments: the command's work
@@ -276,8 +276,8 @@ def _alive(pid:int) -> bool:
 
 @contextmanager
 def _locked(out:Path):
-    "Hold `out/.lock` (this process's id) for the block; refuse when a live process holds it."
-    out.mkdir(parents=True, exist_ok=True); lock = out / ".lock"
+    "Hold `out/.lock` (this process's id) for the block; refuse when a live process holds it. A folder it made stays only if filled."
+    made = not out.exists(); out.mkdir(parents=True, exist_ok=True); lock = out / ".lock"
     for _ in range(2):
         try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY); break
         except FileExistsError:
@@ -288,7 +288,9 @@ def _locked(out:Path):
     else: raise UserError(f"cannot lock {out}; remove {lock} if no run is using the folder.")
     os.write(fd, str(os.getpid()).encode()); os.close(fd)
     try: yield
-    finally: lock.unlink(missing_ok=True)
+    finally:
+        lock.unlink(missing_ok=True)
+        if made and not any(out.iterdir()): out.rmdir()  # a run that failed before writing anything leaves no folder
 
 # %% ../nbs/17_cli.ipynb #45c88145
 OWN_FILES = ("adapter", "report.json", "run.json")  # what a run writes in its folder; `--overwrite` replaces these only

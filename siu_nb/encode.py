@@ -12,7 +12,7 @@ import re, copy
 from pathlib import Path
 import torch
 from transformers import BatchFeature
-from .generate import NESTED_IMAGE_PROCESSORS, chat_prompt, load_image, processor_images, turn_end, with_answer
+from .generate import NESTED_IMAGE_PROCESSORS, chat_prompt, load_image, process, processor_images, turn_end, with_answer
 from .models import image_token_ids
 
 # %% ../nbs/05_encode.ipynb #7fad0855
@@ -89,7 +89,7 @@ def encode(processor, samples,       # a processor and a list of `Sample`s
     suffixes = [s.answer + stop for s in samples]
     texts = [with_answer(chat_prompt(processor, s.question, s.image is not None), x) for s, x in zip(samples, suffixes)]
     images = processor_images(processor, [load_once(s.image, image_cache) if s.image is not None else None for s in samples])
-    enc = _with_pixel_cache(processor, image_cache)(images=images, text=texts, return_tensors="pt", padding=True, return_offsets_mapping=True)
+    enc = process(_with_pixel_cache(processor, image_cache), texts, images, padding=True, return_offsets_mapping=True)
     off = enc.pop("offset_mapping")
     ids, att = enc["input_ids"], enc["attention_mask"].bool()
     lo, hi = off[..., 0], off[..., 1]
