@@ -87,9 +87,9 @@ def to_model(model, enc) -> dict:
 NESTED_IMAGE_PROCESSORS = ("Idefics3Processor", "SmolVLMProcessor", "Gemma3Processor", "MllamaProcessor")  # images nested per prompt
 
 def processor_images(processor, images): # one decoded image or `None` per prompt
-    "`images` as `processor(images=...)` takes them: nested per prompt for `NESTED_IMAGE_PROCESSORS`, else flat; `None` if there are none."
+    "`images` as `processor(images=...)` takes them: nested per prompt for `NESTED_IMAGE_PROCESSORS` (and their subclasses), else flat; `None` if there are none."
     if all(im is None for im in images): return None
-    if type(processor).__name__ in NESTED_IMAGE_PROCESSORS: return [[im] if im is not None else [] for im in images]
+    if any(c.__name__ in NESTED_IMAGE_PROCESSORS for c in type(processor).__mro__): return [[im] if im is not None else [] for im in images]
     return [im for im in images if im is not None]
 
 # %% ../nbs/03_generate.ipynb #b51c0298

@@ -43,6 +43,9 @@ def family_of(model_or_type) -> Family:
 # %% ../nbs/02_models.ipynb #fam1-m-fam
 FAMILIES.update({k: Family(k) for k in ("qwen3_vl", "llava_onevision", "internvl", "mistral3")})  # their processors name every span token
 
+# %% ../nbs/02_models.ipynb #cc487ad0
+FAMILIES.update(smolvlm=Family("smolvlm"), mllama=Family("mllama"))
+
 # %% ../nbs/02_models.ipynb #8540abb9
 def _unwrap(model): return model.get_base_model() if isinstance(model, PeftModel) else model
 
@@ -161,6 +164,10 @@ def _model_path(name) -> str:
 
 
 # %% ../nbs/02_models.ipynb #37e2b64d
+_NO_PROCESSOR = ("AutoProcessor could not build the processor of {path} and returned only a {got} (no tokenizer). Qwen-VL, "
+                 "LLaVA-OneVision, SmolVLM and InternVL processors need torchvision for their video processors: "
+                 "`pip install torchvision` (the one built for your torch).")
+
 def load_mllm(name_or_path="toy",  # "toy" (the shipped toy model), a hub id, or a local folder
               load_in_4bit=False,  # 4-bit base (QLoRA) through bitsandbytes: language model only
               dtype=None,          # e.g. torch.bfloat16 on GPU
@@ -171,11 +178,13 @@ def load_mllm(name_or_path="toy",  # "toy" (the shipped toy model), a hub id, or
     "A `(model, processor)` pair in eval mode, optionally 4-bit, optionally with a saved unlearning adapter."
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
     path = str(TOY_DIR) if name_or_path == "toy" else _model_path(name_or_path)
-    q = None
-    if load_in_4bit: q = bnb_4bit_config(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), dtype or torch.float32)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    family_of(config.model_type)  # an unsupported family fails here, before gigabytes of weights are read
+    q = bnb_4bit_config(config, dtype or torch.float32) if load_in_4bit else None
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, device_map=device_map, quantization_config=q,
                                                         trust_remote_code=trust_remote_code)
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if not hasattr(processor, "tokenizer"): raise ImportError(_NO_PROCESSOR.format(path=path, got=type(processor).__name__))
     if load_in_4bit: trainable_4bit(model)
     if adapter is not None: model = load_adapter(model, adapter)
     return model.eval(), processor

@@ -8,10 +8,11 @@ Docs: https://siu-nb.github.io/siu_nb/testing.html.md"""
 __all__ = ['SPECIAL_TOKENS', 'LLAVA_CHAT_TEMPLATE', 'TINY_FAMILIES', 'FIXTURES', 'LLAVA_HF_CHAT_TEMPLATE',
            'QWEN2_VL_CHAT_TEMPLATE', 'IDEFICS3_CHAT_TEMPLATE', 'IDEFICS3_SPECIALS', 'GEMMA3_CHAT_TEMPLATE',
            'GEMMA3_SPECIALS', 'QWEN3_VL_CHAT_TEMPLATE', 'LLAVA_ONEVISION_CHAT_TEMPLATE', 'INTERNVL_SYSTEM',
-           'INTERNVL_CHAT_TEMPLATE', 'INTERNVL_SPECIALS', 'MISTRAL3_CHAT_TEMPLATE', 'MISTRAL3_SPECIALS', 'tiny_corpus',
-           'train_tokenizer', 'tiny_processor', 'tiny_llava_config', 'tiny_mllm', 'real_tokenizer',
-           'llava_hf_tokenizer', 'Qwen2VLImageProcessor', 'qwen2_tokenizer_with', 'Qwen3VLImageOnlyProcessor',
-           'LlavaOnevisionImageOnlyProcessor', 'InternVLImageOnlyProcessor']
+           'INTERNVL_CHAT_TEMPLATE', 'INTERNVL_SPECIALS', 'MISTRAL3_CHAT_TEMPLATE', 'MISTRAL3_SPECIALS',
+           'MLLAMA_CHAT_TEMPLATE', 'SMOLVLM_CHAT_TEMPLATE', 'tiny_corpus', 'train_tokenizer', 'tiny_processor',
+           'tiny_llava_config', 'tiny_mllm', 'real_tokenizer', 'llava_hf_tokenizer', 'Qwen2VLImageProcessor',
+           'qwen2_tokenizer_with', 'Qwen3VLImageOnlyProcessor', 'LlavaOnevisionImageOnlyProcessor',
+           'InternVLImageOnlyProcessor', 'SmolVLMImageProcessor']
 
 # %% ../nbs/01_testing.ipynb #02ef5542
 import importlib.util, random
@@ -132,7 +133,7 @@ def tiny_mllm(family="llava", # model family: a key of `TINY_FAMILIES`
 # %% ../nbs/01_testing.ipynb #4d6c352e
 FIXTURES = Path(importlib.util.find_spec("siu_nb").origin).parents[1]/"nbs"/"fixtures"/"tokenizers"  # committed real tokenizers (a source checkout)
 
-def real_tokenizer(name,         # "llama2" (LLaVA-1.5) or "qwen2" (Qwen2-VL, Qwen2.5-VL)
+def real_tokenizer(name,         # "llama2" (LLaVA-1.5), "qwen2" (Qwen2-VL, Qwen2.5-VL) or "llama3" (mllama, Idefics3)
                    folder=None,  # where the fixtures are; default `FIXTURES`
                   ) -> PreTrainedTokenizerFast:
     "A real hub tokenizer from the committed fixtures (fast, with offsets), padding on the left."
@@ -217,20 +218,29 @@ IDEFICS3_CHAT_TEMPLATE = (  # the chat template of HuggingFaceM4/Idefics3-8B-Lla
     "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}"
     "{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
     "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
-IDEFICS3_SPECIALS = ["<|begin_of_text|>", "<fake_token_around_image>", "<end_of_utterance>", "<global-img>",
+IDEFICS3_SPECIALS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>",  # from 128256 on, in this order
                      *[f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]]
 
-def _tiny_idefics3(tokenizer=None, text_dim=64, layers=2, heads=4):
-    tok = tokenizer or train_tokenizer()  # a stand-in vocabulary; the specials are Idefics3's
-    tok.add_tokens([AddedToken(t, normalized=False, special=True) for t in IDEFICS3_SPECIALS], special_tokens=True)
-    ip = Idefics3ImageProcessorPil(do_image_splitting=True, size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
-    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=4, chat_template=IDEFICS3_CHAT_TEMPLATE)
+def _add_specials(tok, names):
+    "`tok` with `names` added as special tokens (those it lacks), after its vocabulary."
+    tok.add_tokens([AddedToken(t, normalized=False, special=True) for t in names], special_tokens=True)
+    return tok
+
+def _idefics_model(config_cls, model_cls, tok, proc, text_dim=64, layers=2, heads=4):
+    "A tiny Idefics3-layout model (SigLIP-like tower, pixel-shuffle connector, Llama) reading `tok` through `proc`."
     vc = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2, image_size=32, patch_size=8)
     tc = LlamaConfig(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=layers,
                      num_attention_heads=heads, num_key_value_heads=heads, pad_token_id=tok.pad_token_id)
-    cfg = Idefics3Config(vision_config=vc, text_config=tc.to_dict(), scale_factor=2, image_token_id=proc.image_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
-    return Idefics3ForConditionalGeneration(cfg), proc
+    cfg = config_cls(vision_config=vc, text_config=tc.to_dict(), scale_factor=2, image_token_id=proc.image_token_id,
+                     pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    return model_cls(cfg), proc
+
+def _tiny_idefics3(tokenizer=None, **kw):
+    tok = _add_specials(tokenizer or real_tokenizer("llama3"), IDEFICS3_SPECIALS)
+    if tok.pad_token is None: tok.pad_token = "<|finetune_right_pad_id|>"  # Llama-3.1's padding token
+    ip = Idefics3ImageProcessorPil(do_image_splitting=True, size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
+    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=4, chat_template=IDEFICS3_CHAT_TEMPLATE)
+    return _idefics_model(Idefics3Config, Idefics3ForConditionalGeneration, tok, proc, **kw)
 
 TINY_FAMILIES["idefics3"] = _tiny_idefics3
 
@@ -408,3 +418,64 @@ def _tiny_mistral3(tokenizer=None, text_dim=64, layers=2, heads=4):
     return Mistral3ForConditionalGeneration(cfg), proc
 
 TINY_FAMILIES["mistral3"] = _tiny_mistral3
+
+# %% ../nbs/01_testing.ipynb #d281826d
+from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaProcessor, MllamaImageProcessorPil
+from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessorPil, SmolVLMProcessor
+
+# %% ../nbs/01_testing.ipynb #28db049f
+MLLAMA_CHAT_TEMPLATE = (  # the chat template of meta-llama/Llama-3.2-11B-Vision-Instruct (tool calls left out)
+    "{{- bos_token }}{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] | trim %}"
+    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = '' %}{%- endif %}"
+    "{%- set ns = namespace(has_images=false) %}{%- for message in messages %}{%- if message['content'] is not string %}"
+    "{%- for content in message['content'] %}{%- if content['type'] == 'image' %}{%- set ns.has_images = true %}{%- endif %}"
+    "{%- endfor %}{%- endif %}{%- endfor %}"
+    "{%- if not ns.has_images %}{{- '<|start_header_id|>system<|end_header_id|>\n\n' }}{{- 'Cutting Knowledge Date: December 2023\n' }}"
+    "{{- 'Today Date: ' + (date_string if date_string is defined else '26 Jul 2024') + '\n\n' }}{{- system_message }}{{- '<|eot_id|>' }}{%- endif %}"
+    "{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"
+    "{%- if message['content'] is string %}{{- message['content'] | trim }}{%- else %}{%- for content in message['content'] %}"
+    "{%- if content['type'] == 'image' %}{{- '<|image|>' }}{%- elif content['type'] == 'text' %}{{- content['text'] | trim }}{%- endif %}"
+    "{%- endfor %}{%- endif %}{{- '<|eot_id|>' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}")
+
+def _tiny_mllama(tokenizer=None, text_dim=64, layers=2, heads=4):
+    tok = _add_specials(tokenizer or real_tokenizer("llama3"), ["<|image|>"])
+    tok.pad_token = "<|finetune_right_pad_id|>"
+    ip = MllamaImageProcessorPil(size={"height": 32, "width": 32}, max_image_tiles=4)
+    proc = MllamaProcessor(image_processor=ip, tokenizer=tok, chat_template=MLLAMA_CHAT_TEMPLATE)
+    vc = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_global_layers=1, attention_heads=2, image_size=32,
+              patch_size=8, max_num_tiles=4, intermediate_layers_indices=[0], vision_output_dim=2 * 32)
+    tc = dict(vocab_size=128256, hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=layers + 1,
+              num_attention_heads=heads, num_key_value_heads=heads, cross_attention_layers=[1], pad_token_id=tok.pad_token_id,
+              bos_token_id=tok.bos_token_id, eos_token_id=tok.convert_tokens_to_ids("<|eot_id|>"))
+    model = MllamaForConditionalGeneration(MllamaConfig(vision_config=vc, text_config=tc, image_token_index=proc.image_token_id))
+    for layer in model.model.language_model.layers:  # the gates are zero at init: the image would not matter
+        if hasattr(layer, "cross_attn_attn_gate"): torch.nn.init.constant_(layer.cross_attn_attn_gate, 1.0); torch.nn.init.constant_(layer.cross_attn_mlp_gate, 1.0)
+    return model, proc
+
+TINY_FAMILIES["mllama"] = _tiny_mllama
+
+# %% ../nbs/01_testing.ipynb #5da80a0b
+SMOLVLM_CHAT_TEMPLATE = (  # the chat template of HuggingFaceTB/SmolVLM2-2.2B-Instruct (videos left out)
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'] is string %}"
+    "{{': ' + message['content']}}{% else %}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}"
+    "{{ '<image>' }}{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+
+class SmolVLMImageProcessor(SmolVLMProcessor):
+    "SmolVLM's processor for images only (its video processor needs torchvision, its video prompts `num2words`)."
+    def __init__(self, image_processor=None, tokenizer=None, image_seq_len=169, chat_template=None, **kwargs):
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+        self.fake_image_token, self.image_token, self.global_image_token = "<fake_token_around_image>", "<image>", "<global-img>"
+        self.end_of_utterance_token, self.video_token, self.image_seq_len = "<end_of_utterance>", "<video>", image_seq_len
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+    def apply_chat_template(self, conversation, chat_template=None, **kwargs):  # SmolVLM's own reads the video processor's settings
+        return ProcessorMixin.apply_chat_template(self, conversation, chat_template, **kwargs)
+
+def _tiny_smolvlm(tokenizer=None, **kw):
+    tok = _add_specials(tokenizer or train_tokenizer(), ["<|im_start|>", *[t for t in IDEFICS3_SPECIALS if t != "<image>"]])  # stand-in vocabulary
+    ip = SmolVLMImageProcessorPil(do_image_splitting=True, size={"longest_edge": 64}, max_image_size={"longest_edge": 32})
+    proc = SmolVLMImageProcessor(image_processor=ip, tokenizer=tok, image_seq_len=4, chat_template=SMOLVLM_CHAT_TEMPLATE)
+    return _idefics_model(SmolVLMConfig, SmolVLMForConditionalGeneration, tok, proc, **kw)
+
+TINY_FAMILIES["smolvlm"] = _tiny_smolvlm
