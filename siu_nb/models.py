@@ -40,6 +40,9 @@ def family_of(model_or_type) -> Family:
     fam = FAMILIES[mt]
     return fam if isinstance(model_or_type, str) else replace(fam, lora_targets=lora_targets(model_or_type))
 
+# %% ../nbs/02_models.ipynb #fam1-m-fam
+FAMILIES.update({k: Family(k) for k in ("qwen3_vl", "llava_onevision", "internvl", "mistral3")})  # their processors name every span token
+
 # %% ../nbs/02_models.ipynb #cc487ad0
 FAMILIES.update(smolvlm=Family("smolvlm"), mllama=Family("mllama"))
 
@@ -66,7 +69,8 @@ def lora_targets(model) -> str:
 
 # %% ../nbs/02_models.ipynb #db6b7ff0
 _TOKEN_ATTRS = ("image_token", "boi_token", "eoi_token", "image_start_token", "image_end_token", "vision_start_token",
-                "vision_end_token", "fake_image_token", "global_image_tag", "video_token")
+                "vision_end_token", "fake_image_token", "global_image_tag", "video_token",
+                "start_image_token", "end_image_token", "image_break_token")  # InternVL's <img>/</img>, Pixtral's [IMG_BREAK]
 
 def image_token_ids(processor,   # the model's processor
                     config=None, # optionally the model's config: adds its `image_token_id`/`image_token_index`

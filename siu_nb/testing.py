@@ -7,9 +7,12 @@ Docs: https://siu-nb.github.io/siu_nb/testing.html.md"""
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'LLAVA_CHAT_TEMPLATE', 'TINY_FAMILIES', 'FIXTURES', 'LLAVA_HF_CHAT_TEMPLATE',
            'QWEN2_VL_CHAT_TEMPLATE', 'IDEFICS3_CHAT_TEMPLATE', 'IDEFICS3_SPECIALS', 'GEMMA3_CHAT_TEMPLATE',
-           'GEMMA3_SPECIALS', 'MLLAMA_CHAT_TEMPLATE', 'SMOLVLM_CHAT_TEMPLATE', 'tiny_corpus', 'train_tokenizer',
-           'tiny_processor', 'tiny_llava_config', 'tiny_mllm', 'real_tokenizer', 'llava_hf_tokenizer',
-           'Qwen2VLImageProcessor', 'SmolVLMImageProcessor']
+           'GEMMA3_SPECIALS', 'QWEN3_VL_CHAT_TEMPLATE', 'LLAVA_ONEVISION_CHAT_TEMPLATE', 'INTERNVL_SYSTEM',
+           'INTERNVL_CHAT_TEMPLATE', 'INTERNVL_SPECIALS', 'MISTRAL3_CHAT_TEMPLATE', 'MISTRAL3_SPECIALS',
+           'MLLAMA_CHAT_TEMPLATE', 'SMOLVLM_CHAT_TEMPLATE', 'tiny_corpus', 'train_tokenizer', 'tiny_processor',
+           'tiny_llava_config', 'tiny_mllm', 'real_tokenizer', 'llava_hf_tokenizer', 'Qwen2VLImageProcessor',
+           'qwen2_tokenizer_with', 'Qwen3VLImageOnlyProcessor', 'LlavaOnevisionImageOnlyProcessor',
+           'InternVLImageOnlyProcessor', 'SmolVLMImageProcessor']
 
 # %% ../nbs/01_testing.ipynb #02ef5542
 import importlib.util, random
@@ -272,6 +275,149 @@ def _tiny_gemma3(tokenizer=None, text_dim=64, layers=2, heads=4):
     return model, proc
 
 TINY_FAMILIES["gemma3"] = _tiny_gemma3
+
+# %% ../nbs/01_testing.ipynb #fam1-t-imp
+import functools, json, sys
+from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor, Qwen2Config
+from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
+from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
+from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
+from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig, PixtralVisionConfig
+from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
+
+# %% ../nbs/01_testing.ipynb #fam1-t-io
+class _ImageOnly:
+    "Mixin: the processor built without its video processor (transformers' video processors need torchvision)."
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+@functools.lru_cache(maxsize=4)
+def _qwen2_json(names:tuple) -> str:
+    "The Qwen2 fixture's `tokenizer.json` with the added tokens at `names`' ids renamed (cached: the vocabulary is large)."
+    d = json.loads(real_tokenizer("qwen2").backend_tokenizer.to_str()); vocab = d["model"]["vocab"]
+    bad = sorted(set(dict(names)) - {t["id"] for t in d["added_tokens"]})
+    if bad: raise ValueError(f"Ids {bad} are not added tokens of the Qwen2 fixture (151643-151935): rename one of those.")
+    for t in d["added_tokens"]:
+        if t["id"] in dict(names): new = dict(names)[t["id"]]; vocab[new] = vocab.pop(t["content"]); t.update(content=new, special=True)
+    return json.dumps(d)
+
+def qwen2_tokenizer_with(names:dict, # {id: token}: a checkpoint's specials at ids of the Qwen2 fixture's added tokens
+                         **kw,       # passed to `PreTrainedTokenizerFast` (`eos_token`, `extra_special_tokens`, ...)
+                        ) -> PreTrainedTokenizerFast:
+    "The real Qwen2 vocabulary with the added tokens at `names`' ids renamed (special), as a checkpoint built on it names them."
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_qwen2_json(tuple(sorted(names.items())))), padding_side="left", **kw)
+
+# %% ../nbs/01_testing.ipynb #fam1-t-q3
+QWEN3_VL_CHAT_TEMPLATE = (  # the chat template of Qwen/Qwen3-VL-8B-Instruct (tools, videos and vision ids left out)
+    "{% if messages[0]['role'] == 'system' %}<|im_start|>system\n{{ messages[0]['content'] }}<|im_end|>\n{% endif %}"
+    "{% for message in messages %}{% if message['role'] != 'system' %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+class Qwen3VLImageOnlyProcessor(_ImageOnly, Qwen3VLProcessor):
+    "Qwen3-VL's processor for images only (its video processor needs torchvision)."
+
+def _tiny_qwen3_vl(tokenizer=None, text_dim=64, layers=2, heads=4):
+    tok = tokenizer or real_tokenizer("qwen2")
+    tok.eos_token = "<|im_end|>"
+    ip = Qwen2VLImageProcessorPil(min_pixels=64 * 64, max_pixels=64 * 64, patch_size=16, merge_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    proc = Qwen3VLImageOnlyProcessor(image_processor=ip, tokenizer=tok, chat_template=QWEN3_VL_CHAT_TEMPLATE)
+    rope = {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    tc = dict(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=layers, num_attention_heads=heads,
+              num_key_value_heads=heads, head_dim=text_dim // heads, rope_parameters=rope)
+    vc = dict(depth=layers, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16, spatial_merge_size=2, out_hidden_size=text_dim,
+              num_position_embeddings=16, deepstack_visual_indexes=[0])
+    cfg = Qwen3VLConfig(text_config=tc, vision_config=vc, image_token_id=proc.image_token_id, video_token_id=proc.video_token_id,
+                        vision_start_token_id=proc.vision_start_token_id, vision_end_token_id=proc.vision_end_token_id, tie_word_embeddings=False)
+    return Qwen3VLForConditionalGeneration(cfg), proc
+
+TINY_FAMILIES["qwen3_vl"] = _tiny_qwen3_vl
+
+# %% ../nbs/01_testing.ipynb #fam1-t-ov
+LLAVA_ONEVISION_CHAT_TEMPLATE = (  # the chat template of llava-hf/llava-onevision-qwen2-7b-ov-hf (videos left out)
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + ' ' }}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ '\n' + content['text'] }}{% endfor %}"
+    "{{ '<|im_end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+class LlavaOnevisionImageOnlyProcessor(_ImageOnly, LlavaOnevisionProcessor):
+    "LLaVA-OneVision's processor for images only (its video processor needs torchvision)."
+
+def _tiny_llava_onevision(tokenizer=None, text_dim=64, layers=2, heads=4):
+    tok = tokenizer or qwen2_tokenizer_with({151646: "<image>", 151647: "<video>"}, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                            extra_special_tokens={"image_token": "<image>", "video_token": "<video>"})
+    pins = [[32, 32], [32, 64], [64, 32], [64, 64]]
+    ip = LlavaOnevisionImageProcessorPil(size={"height": 32, "width": 32}, image_grid_pinpoints=pins, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    proc = LlavaOnevisionImageOnlyProcessor(image_processor=ip, tokenizer=tok, chat_template=LLAVA_ONEVISION_CHAT_TEMPLATE,
+                                            num_image_tokens=16, vision_feature_select_strategy="full")
+    vc = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2, image_size=32, patch_size=8)
+    tc = Qwen2Config(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=layers,
+                     num_attention_heads=heads, num_key_value_heads=heads, pad_token_id=tok.pad_token_id)
+    cfg = LlavaOnevisionConfig(vision_config=vc.to_dict(), text_config=tc.to_dict(), image_token_index=proc.image_token_id,
+                               video_token_index=proc.video_token_id, vision_feature_layer=-1, vision_feature_select_strategy="full",
+                               image_grid_pinpoints=pins, vision_aspect_ratio="anyres_max_9", tie_word_embeddings=False)
+    return LlavaOnevisionForConditionalGeneration(cfg), proc
+
+TINY_FAMILIES["llava_onevision"] = _tiny_llava_onevision
+
+# %% ../nbs/01_testing.ipynb #fam1-t-iv
+INTERNVL_SYSTEM = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+INTERNVL_CHAT_TEMPLATE = (  # the chat template of OpenGVLab/InternVL3-8B-hf (videos left out)
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n" + INTERNVL_SYSTEM
+    + "<|im_end|>\n' }}{% endif %}{{ '<|im_start|>' + message['role'] + '\n' }}{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<IMG_CONTEXT>\n' }}{% elif content['type'] == 'text' %}"
+    "{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{ '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+INTERNVL_SPECIALS = dict(zip(range(151665, 151675), ["<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>", "<video>"]))
+
+class InternVLImageOnlyProcessor(_ImageOnly, InternVLProcessor):
+    "InternVL's processor for images only (its video processor needs torchvision)."
+
+def _tiny_internvl(tokenizer=None, text_dim=64, layers=2, heads=4):
+    tok = tokenizer or qwen2_tokenizer_with(INTERNVL_SPECIALS, eos_token="<|im_end|>", pad_token="<|endoftext|>", extra_special_tokens={
+        "start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
+    ip = GotOcr2ImageProcessorPil(size={"height": 32, "width": 32}, crop_to_patches=True, min_patches=1, max_patches=4)
+    proc = InternVLImageOnlyProcessor(image_processor=ip, tokenizer=tok, chat_template=INTERNVL_CHAT_TEMPLATE, image_seq_length=4)
+    vc = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2, image_size=[32, 32], patch_size=[8, 8])
+    tc = Qwen2Config(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=layers,
+                     num_attention_heads=heads, num_key_value_heads=heads, pad_token_id=tok.pad_token_id)
+    cfg = InternVLConfig(vision_config=vc, text_config=tc.to_dict(), image_token_id=proc.image_token_id, image_seq_length=4,
+                         downsample_ratio=0.5, tie_word_embeddings=False)
+    return InternVLForConditionalGeneration(cfg), proc
+
+TINY_FAMILIES["internvl"] = _tiny_internvl
+
+# %% ../nbs/01_testing.ipynb #fam1-t-mi
+MISTRAL3_CHAT_TEMPLATE = (  # the chat template of mistralai/Mistral-Small-3.1-24B-Instruct-2503 (no default system prompt, no tools)
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}{{ '[SYSTEM_PROMPT]' + message['content'] + '[/SYSTEM_PROMPT]' }}"
+    "{% elif message['role'] == 'user' %}{{ '[INST]' }}{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for block in message['content'] %}{% if block['type'] == 'text' %}{{ block['text'] }}{% elif block['type'] in ['image', 'image_url'] %}"
+    "{{ '[IMG]' }}{% endif %}{% endfor %}{% endif %}{{ '[/INST]' }}{% elif message['role'] == 'assistant' %}{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for block in message['content'] %}{{ block['text'] }}{% endfor %}{% endif %}{{ eos_token }}{% endif %}{% endfor %}")
+MISTRAL3_SPECIALS = ["[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[IMG]", "[IMG_BREAK]", "[IMG_END]"]
+
+def _pixtral_processor():
+    "transformers' `PixtralProcessor` class; without torchvision its module's size helper comes from the PIL image processor."
+    tv = "transformers.models.pixtral.image_processing_pixtral"
+    if importlib.util.find_spec("torchvision") is None: sys.modules.setdefault(tv, importlib.import_module(tv.replace("_pixtral", "_pil_pixtral")))
+    return importlib.import_module("transformers.models.pixtral.processing_pixtral").PixtralProcessor
+
+# %% ../nbs/01_testing.ipynb #fam1-t-mi2
+def _tiny_mistral3(tokenizer=None, text_dim=64, layers=2, heads=4):
+    bt = (tokenizer or train_tokenizer()).backend_tokenizer  # a stand-in vocabulary; the specials are Mistral's
+    bt.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in MISTRAL3_SPECIALS])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bt, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>", padding_side="left")
+    proc = _pixtral_processor()(image_processor=PixtralImageProcessorPil(size={"longest_edge": 64}, patch_size=8), tokenizer=tok,
+                                patch_size=8, spatial_merge_size=2, chat_template=MISTRAL3_CHAT_TEMPLATE)
+    vc = PixtralVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2, head_dim=16, image_size=64, patch_size=8)
+    tc = MistralConfig(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=2 * text_dim, num_hidden_layers=layers, num_attention_heads=heads,
+                       num_key_value_heads=heads, head_dim=text_dim // heads, pad_token_id=tok.pad_token_id)
+    cfg = Mistral3Config(vision_config=vc.to_dict(), text_config=tc.to_dict(), image_token_index=proc.image_token_id, spatial_merge_size=2,
+                         vision_feature_layer=-1, tie_word_embeddings=False)
+    return Mistral3ForConditionalGeneration(cfg), proc
+
+TINY_FAMILIES["mistral3"] = _tiny_mistral3
 
 # %% ../nbs/01_testing.ipynb #d281826d
 from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaProcessor, MllamaImageProcessorPil
