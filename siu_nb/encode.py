@@ -12,7 +12,7 @@ import re, copy
 from pathlib import Path
 import torch
 from transformers import BatchFeature
-from .generate import NESTED_IMAGE_PROCESSORS, chat_prompt, load_image, process, processor_images, turn_end, with_answer
+from .generate import NESTED_IMAGE_PROCESSORS, answer_sep, chat_prompt, load_image, process, processor_images, turn_end, with_answer
 from .models import image_token_ids
 
 # %% ../nbs/05_encode.ipynb #7fad0855
@@ -87,7 +87,8 @@ def encode(processor, samples,       # a processor and a list of `Sample`s
     if not getattr(tok, "is_fast", False): raise ValueError("Encoding needs a fast tokenizer (character offsets); load the processor with `use_fast=True`.")
     stop = turn_end(processor)
     suffixes = [s.answer + stop for s in samples]
-    texts = [with_answer(chat_prompt(processor, s.question, s.image is not None), x) for s, x in zip(samples, suffixes)]
+    sep = answer_sep(processor)
+    texts = [with_answer(chat_prompt(processor, s.question, s.image is not None), x, sep) for s, x in zip(samples, suffixes)]
     images = processor_images(processor, [load_once(s.image, image_cache) if s.image is not None else None for s in samples])
     enc = process(_with_pixel_cache(processor, image_cache), texts, images, padding=True, return_offsets_mapping=True)
     off = enc.pop("offset_mapping")
