@@ -8,7 +8,8 @@ Docs: https://siu-nb.github.io/siu_nb/encode.html.md"""
 __all__ = ['PROMPT_BATCHED', 'load_once', 'encode', 'mask_table']
 
 # %% ../nbs/05_encode.ipynb #396179ca
-import re, copy
+import re, copy, warnings
+from collections.abc import Mapping
 from pathlib import Path
 import torch
 from transformers import BatchFeature
@@ -48,6 +49,13 @@ def _join(parts):
     return out
 
 # %% ../nbs/05_encode.ipynb #e52710bd
+def _same(a, b) -> bool:
+    "Whether two image-processor outputs (tensors, lists, mappings of them) are exactly equal, dtypes included."
+    if torch.is_tensor(a) or torch.is_tensor(b): return torch.is_tensor(a) and torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, Mapping): return isinstance(b, Mapping) and set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)): return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(_same, a, b))
+    return type(a) is type(b) and a == b
+
 class _OncePerImage:
     "Stands in for an image processor: each image processed once per `cache`, the batch assembled as the processor would."
     def __init__(self, ip, cache, layout): self.ip, self.cache, self.layout = ip, cache, layout
@@ -58,14 +66,26 @@ class _OncePerImage:
         if key not in self.cache: self.cache[key] = dict(self.ip([[im]] if nested else [im], **kw))
         return self.cache[key]
 
-    def __call__(self, images, **kw):
-        if self.layout == "prompt" and any(len(p) > 1 for p in images): return self.ip(images, **kw)  # one image per prompt only
+    def assemble(self, images, kw):
+        "The batch of `images` from the per-image outputs (each image processed on first sight)."
         nested = isinstance(images[0], (list, tuple))   # images per prompt, as the processor passes them
         flat = [im for p in images for im in p] if nested else images
         parts = {id(im): self.one(im, nested, kw) for im in flat}
         if self.layout == "image": return BatchFeature(_join([parts[id(im)] for im in flat]))
         empty = {k: v.new_zeros((1,) + (0,) * (v.dim() - 1)) if torch.is_tensor(v) else [[]] for k, v in parts[id(flat[0])].items()}
         return BatchFeature(_join([parts[id(p[0])] if p else empty for p in images]))
+
+    def __call__(self, images, **kw):
+        state = ("pixels-checked", id(self.ip))
+        if self.cache.get(state) is False or (self.layout == "prompt" and any(len(p) > 1 for p in images)):
+            return self.ip(images, **kw)   # the cache is off for this processor; or several images in one prompt
+        got = self.assemble(images, kw)
+        if state in self.cache: return got
+        want = self.ip(images, **kw)       # the first batch of a run: the assembly must be the processor's own, exactly
+        self.cache[state] = _same(got, want)
+        if not self.cache[state]: warnings.warn(f"The image cache does not reproduce {type(self.ip).__name__}'s batches exactly: "
+                                                "processing the images of every micro-batch instead (slower, same result).")
+        return want
 
 def _with_pixel_cache(processor, cache):
     "`processor`, or a copy whose image processor runs once per image of `cache` (families whose batching is known)."
