@@ -11,7 +11,7 @@ __all__ = ['DEFAULT_MIX', 'YES', 'NO', 'NAMING_ANSWERS', 'CONTRAST', 'TOY_SIZES'
            'bar_table']
 
 # %% ../nbs/11_toy.ipynb #02694e90
-import json, math, random, time
+import json, math, random, sys, time
 from functools import lru_cache
 import pandas as pd
 from pathlib import Path
@@ -266,6 +266,9 @@ def pretrain_cli(out:str="toy_model",   # folder to write the model, processor a
                  no_score:bool=False,   # skip scoring on the held-out benchmark
                 ):
     "Pre-train the toy LLaVA on the synthetic world and save it (see siu_nb.toy)."
+    bad = "--out is empty" if not out.strip() else next((f"--{k.replace('_', '-')} must be positive, got {v}" for k, v in
+                                                        dict(steps=steps, batch_size=batch_size, lr=lr, threads=threads).items() if not v > 0), None)
+    if bad: print(f"siu-pretrain-toy: {bad}; give a valid value or leave the option out.", file=sys.stderr); raise SystemExit(2)
     _, _, info = pretrain_toy(out, not no_score, threads=threads, steps=steps, batch_size=batch_size, lr=lr, seed=seed, world_seed=world_seed)
     print(json.dumps({k: v for k, v in info.items() if k != "losses"}, indent=1))
 
