@@ -6,7 +6,8 @@ Docs: https://siu-nb.github.io/siu_nb/cli.html.md"""
 
 # %% auto #0
 __all__ = ['CLI_METHODS', 'OWN_FILES', 'UserError', 'Stages', 'resolve_concept', 'parse_methods', 'concept_table',
-           'metric_legend', 'siu_demo', 'unlearn_to_folder', 'siu_unlearn', 'siu_eval', 'forget', 'assess']
+           'metric_legend', 'siu_demo', 'unlearn_to_folder', 'siu_unlearn', 'siu_eval', 'siu_pretrain_toy', 'forget',
+           'assess']
 
 # %% ../nbs/17_cli.ipynb #4d501677
 import inspect, json, os, shutil, sys, time
@@ -491,6 +492,26 @@ def siu_eval(concept:str,           # the concept to evaluate (any case)
         rep.save(p); print(f"{rep}\n\nwrote {p}")
         return rep
     return _cli("siu-eval", work)
+
+# %% ../nbs/17_cli.ipynb #a4ed08fa
+@_command
+def siu_pretrain_toy(out:str="toy_model",  # folder to write the model, processor and training.json
+                     steps:int=None,       # optimiser steps (default: the recipe's, `siu_nb.toy.TOY_SETTINGS`)
+                     batch_size:int=None,  # items per step (default: the recipe's)
+                     lr:float=None,        # peak learning rate (default: the recipe's)
+                     seed:int=0,           # seed of weights and data
+                     world_seed:int=0,     # seed of the world
+                     threads:int=1,        # torch CPU threads
+                     no_score:store_true=False, # skip scoring on the held-out benchmark
+                    ):
+    "Pre-train the toy LLaVA on the synthetic world and save it (see siu_nb.toy)."
+    def work():
+        _given(out=out); _positive(steps=steps, batch_size=batch_size, lr=lr, threads=threads)
+        from siu_nb.toy import pretrain_toy
+        recipe = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr).items() if v is not None}
+        _, _, info = pretrain_toy(out, not no_score, threads=threads, seed=seed, world_seed=world_seed, **recipe)
+        print(json.dumps({k: v for k, v in info.items() if k != "losses"}, indent=1))
+    return _cli("siu-pretrain-toy", work)
 
 # %% ../nbs/17_cli.ipynb #79c8bfdb
 def forget(concept:str,     # the concept's name (any case, with a benchmark)

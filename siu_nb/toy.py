@@ -7,17 +7,15 @@ Docs: https://siu-nb.github.io/siu_nb/toy.html.md"""
 # %% auto #0
 __all__ = ['DEFAULT_MIX', 'YES', 'NO', 'NAMING_ANSWERS', 'CONTRAST', 'TOY_SIZES', 'TOY_SETTINGS', 'TOY_BAR', 'answer_text',
            'multihop_items', 'augment', 'WorldStream', 'encode_items', 'world_corpus', 'answer_loss', 'pretrain',
-           'score_toy', 'save_toy', 'load_toy', 'toy_info', 'toy_world', 'toy_bench', 'pretrain_toy', 'pretrain_cli',
-           'bar_table']
+           'score_toy', 'save_toy', 'load_toy', 'toy_info', 'toy_world', 'toy_bench', 'pretrain_toy', 'bar_table']
 
 # %% ../nbs/11_toy.ipynb #02694e90
-import json, math, random, sys, time
+import json, math, random, time
 from functools import lru_cache
 import pandas as pd
 from pathlib import Path
 import numpy as np
 import torch
-from fastcore.script import call_parse
 from transformers import LlavaForConditionalGeneration
 from .testing import train_tokenizer, tiny_processor, tiny_llava_config
 from .generate import chat_prompt, generate
@@ -255,22 +253,6 @@ def pretrain_toy(out=None,       # folder to write; None: do not save
     if out: save_toy(model, processor, out, info)
     return model, processor, info
 
-@call_parse
-def pretrain_cli(out:str="toy_model",   # folder to write the model, processor and training.json
-                 steps:int=TOY_SETTINGS["steps"],           # optimiser steps
-                 batch_size:int=TOY_SETTINGS["batch_size"], # items per step
-                 lr:float=TOY_SETTINGS["lr"],               # peak learning rate
-                 seed:int=0,            # seed of weights and data
-                 world_seed:int=0,      # seed of the world
-                 threads:int=1,         # torch CPU threads
-                 no_score:bool=False,   # skip scoring on the held-out benchmark
-                ):
-    "Pre-train the toy LLaVA on the synthetic world and save it (see siu_nb.toy)."
-    bad = "--out is empty" if not out.strip() else next((f"--{k.replace('_', '-')} must be positive, got {v}" for k, v in
-                                                        dict(steps=steps, batch_size=batch_size, lr=lr, threads=threads).items() if not v > 0), None)
-    if bad: print(f"siu-pretrain-toy: {bad}; give a valid value or leave the option out.", file=sys.stderr); raise SystemExit(2)
-    _, _, info = pretrain_toy(out, not no_score, threads=threads, steps=steps, batch_size=batch_size, lr=lr, seed=seed, world_seed=world_seed)
-    print(json.dumps({k: v for k, v in info.items() if k != "losses"}, indent=1))
 
 # %% ../nbs/11_toy.ipynb #d3fe35b3
 TOY_BAR = dict(naming=95, yesno=95, facts=95, utility=90, unseen_named=90)
