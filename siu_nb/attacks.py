@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 from .core import sample_pairs
 from .models import original_model, quantize_4bit
-from .generate import generate, load_image, answer_logprobs, ask, chat_prompt, to_model, process, processor_images
+from .generate import generate, load_image, answer_logprobs, ask, to_model, prompt_inputs
 from .bench import Question
 from .metrics import em_score, hit_rate, rouge_l
 from .judges import RuleJudge, g_eval_score, judge_records
@@ -81,9 +81,8 @@ def query_logprobs(model, processor,
     try:
         with torch.inference_mode():
             for im, q in zip(images, queries):
-                ims = processor_images(processor, [load_image(im) if im is not None else None])
-                full = process(processor, [chat_prompt(processor, q, im is not None)], ims)
-                empty = process(processor, [chat_prompt(processor, "", im is not None)], ims)["input_ids"][0]
+                im = load_image(im) if im is not None else None
+                full, empty = prompt_inputs(processor, q, im), prompt_inputs(processor, "", im)["input_ids"][0]
                 ids = full["input_ids"][0]
                 s = max(1, _common(ids, empty))
                 e = len(ids) - min(_common(ids.flip(0), empty.flip(0)), len(ids) - s - 1)

@@ -24,7 +24,7 @@ from .generate import generate, ask
 from .models import original_model
 from .metrics import em_score, hit_rate, fact_accuracy, diversity_score, concept_terms, keyword_logprobs, c_dis_score, binary_kl, answer_perplexities, fluency_score
 from .metrics import c_dis_paper_score, outcome_breakdown, answer_outcome, OUTCOMES, bootstrap_ci
-from .generate import chat_prompt, load_image, to_model, process, processor_images
+from .generate import to_model, prompt_inputs
 from .judges import RuleJudge, g_eval_score, judge_records
 from .attacks import mia_rouge_answers_attack
 from .attacks import mia_rouge_attack, mia_auc_attack, multilingual_attack, multihop_attack, paraphrase_attack, perturbation_attack, relearn_attack, quant4_attack
@@ -345,8 +345,7 @@ def check_model(model, processor,
     "Raise a one-line error if `model`'s logits on one of the concept's prompts are not finite."
     q = c.questions[0].text if c.questions else "What is in this image?"
     im = c.forget_image if c.forget_image is not None else (c.test_images[0] if c.test_images else None)
-    ims = processor_images(processor, [load_image(im) if im is not None else None])
-    enc = process(processor, [chat_prompt(processor, q, im is not None)], ims)
+    enc = prompt_inputs(processor, q, im)
     with torch.inference_mode(): logits = model(**to_model(model, enc)).logits
     if not torch.isfinite(logits).all():
         raise ValueError(f"The {label} model's logits are not finite (NaN or inf): its weights are broken, e.g. by a diverged run; "

@@ -6,7 +6,7 @@ Docs: https://siu-nb.github.io/siu_nb/generate.html.md"""
 
 # %% auto #0
 __all__ = ['NESTED_IMAGE_PROCESSORS', 'chat_prompt', 'with_answer', 'turn_end', 'stop_ids', 'answer_sep', 'load_image',
-           'to_model', 'processor_images', 'process', 'generate', 'answer_logprobs', 'ask']
+           'to_model', 'processor_images', 'process', 'prompt_inputs', 'generate', 'answer_logprobs', 'ask']
 
 # %% ../nbs/03_generate.ipynb #76449c99
 import warnings
@@ -118,6 +118,14 @@ def process(processor, texts, # rendered prompts (`chat_prompt`, `with_answer`);
     own = bool(bos) and all(t.startswith(bos) for t in texts)
     if images is not None: kw["images"] = images
     return processor(text=texts, return_tensors="pt", **({"add_special_tokens": False} if own else {}), **kw)
+
+# %% ../nbs/03_generate.ipynb #f617f325
+def prompt_inputs(processor, question:str,
+                  image=None, # a PIL image or path; None: text-only
+                 ):
+    "The processor's inputs for `question` rendered with `chat_prompt`, about `image`."
+    ims = processor_images(processor, [load_image(image) if image is not None else None])
+    return process(processor, [chat_prompt(processor, question, image is not None)], ims)
 
 # %% ../nbs/03_generate.ipynb #b51c0298
 @torch.inference_mode()
