@@ -168,12 +168,13 @@ QWEN2_VL_CHAT_TEMPLATE = (  # the chat template of Qwen/Qwen2-VL-7B-Instruct (vi
     "<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 # %% ../nbs/01_testing.ipynb #66f2d625
-class Qwen2VLImageProcessor(Qwen2VLProcessor):
-    "Qwen2-VL's processor for images only (its video processor needs torchvision)."
+class _ImageOnly:
+    "Mixin: the processor built without its video processor (transformers' video processors need torchvision)."
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
-        self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
-        self.image_token_id, self.video_token_id = (tokenizer.convert_tokens_to_ids(t) for t in (self.image_token, self.video_token))
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+class Qwen2VLImageProcessor(_ImageOnly, Qwen2VLProcessor):
+    "Qwen2-VL's processor for images only (its video processor needs torchvision)."
 
 def _tiny_qwen_vl(config_cls, model_cls, vision): # Qwen2-VL and Qwen2.5-VL differ in the vision tower only
     def build(tokenizer=None, image_pixels=56 * 56, text_dim=64, layers=2, heads=4):
@@ -253,12 +254,15 @@ GEMMA3_CHAT_TEMPLATE = (  # the chat template of google/gemma-3-4b-it (system pr
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
 GEMMA3_SPECIALS = {"image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>"}
 
+def _stand_in(tokenizer, specials, **kw):
+    "A stand-in tokenizer: `tokenizer`'s vocabulary (default `train_tokenizer()`'s) plus a family's real `specials`."
+    bt = (tokenizer or train_tokenizer()).backend_tokenizer
+    bt.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials])
+    return PreTrainedTokenizerFast(tokenizer_object=bt, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>", padding_side="left", **kw)
+
 def _gemma3_tokenizer(tokenizer=None):
     "A stand-in Gemma-3 tokenizer: `train_tokenizer()`'s vocabulary plus Gemma-3's turn and image specials."
-    bt = (tokenizer or train_tokenizer()).backend_tokenizer
-    bt.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ["<start_of_turn>", "<end_of_turn>", *GEMMA3_SPECIALS.values()]])
-    return PreTrainedTokenizerFast(tokenizer_object=bt, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   padding_side="left", extra_special_tokens=GEMMA3_SPECIALS)
+    return _stand_in(tokenizer, ["<start_of_turn>", "<end_of_turn>", *GEMMA3_SPECIALS.values()], extra_special_tokens=GEMMA3_SPECIALS)
 
 # %% ../nbs/01_testing.ipynb #43de966d
 def _tiny_gemma3(tokenizer=None, text_dim=64, layers=2, heads=4):
@@ -287,11 +291,6 @@ from transformers import Mistral3Config, Mistral3ForConditionalGeneration, Mistr
 from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
 
 # %% ../nbs/01_testing.ipynb #fam1-t-io
-class _ImageOnly:
-    "Mixin: the processor built without its video processor (transformers' video processors need torchvision)."
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
-
 @functools.lru_cache(maxsize=4)
 def _qwen2_json(names:tuple) -> str:
     "The Qwen2 fixture's `tokenizer.json` with the added tokens at `names`' ids renamed (cached: the vocabulary is large)."
@@ -405,9 +404,7 @@ def _pixtral_processor():
 
 # %% ../nbs/01_testing.ipynb #fam1-t-mi2
 def _tiny_mistral3(tokenizer=None, text_dim=64, layers=2, heads=4):
-    bt = (tokenizer or train_tokenizer()).backend_tokenizer  # a stand-in vocabulary; the specials are Mistral's
-    bt.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in MISTRAL3_SPECIALS])
-    tok = PreTrainedTokenizerFast(tokenizer_object=bt, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>", padding_side="left")
+    tok = _stand_in(tokenizer, MISTRAL3_SPECIALS)  # a stand-in vocabulary; the specials are Mistral's
     proc = _pixtral_processor()(image_processor=PixtralImageProcessorPil(size={"longest_edge": 64}, patch_size=8), tokenizer=tok,
                                 patch_size=8, spatial_merge_size=2, chat_template=MISTRAL3_CHAT_TEMPLATE)
     vc = PixtralVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2, head_dim=16, image_size=64, patch_size=8)
