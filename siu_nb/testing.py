@@ -11,8 +11,8 @@ __all__ = ['SPECIAL_TOKENS', 'LLAVA_CHAT_TEMPLATE', 'TINY_FAMILIES', 'FIXTURES',
            'INTERNVL_CHAT_TEMPLATE', 'INTERNVL_SPECIALS', 'MISTRAL3_CHAT_TEMPLATE', 'MISTRAL3_SPECIALS',
            'MLLAMA_CHAT_TEMPLATE', 'SMOLVLM_CHAT_TEMPLATE', 'tiny_corpus', 'train_tokenizer', 'tiny_processor',
            'tiny_llava_config', 'tiny_mllm', 'real_tokenizer', 'llava_hf_tokenizer', 'Qwen2VLImageProcessor',
-           'qwen2_tokenizer_with', 'Qwen3VLImageOnlyProcessor', 'LlavaOnevisionImageOnlyProcessor',
-           'InternVLImageOnlyProcessor', 'SmolVLMImageProcessor']
+           'rename_added_tokens', 'qwen2_tokenizer_with', 'Qwen3VLImageOnlyProcessor',
+           'LlavaOnevisionImageOnlyProcessor', 'InternVLImageOnlyProcessor', 'SmolVLMImageProcessor']
 
 # %% ../nbs/01_testing.ipynb #02ef5542
 import importlib.util, random
@@ -291,15 +291,27 @@ from transformers import Mistral3Config, Mistral3ForConditionalGeneration, Mistr
 from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
 
 # %% ../nbs/01_testing.ipynb #fam1-t-io
+def rename_added_tokens(d:dict,      # a `tokenizer.json`, parsed
+                        names:dict,  # {id: new name} for ids of its added tokens
+                        special=None, # set the renamed tokens' `special` flag (None: leave it)
+                       ) -> dict:
+    "`d` with the added tokens at `names`' ids renamed, their vocabulary entries too (the fixtures' script uses it as well)."
+    byid, vocab = {t["id"]: t for t in d["added_tokens"]}, d["model"]["vocab"]
+    for i in names:
+        if i in byid: vocab.pop(byid[i]["content"], None)
+    for i, name in names.items():
+        if i not in byid: continue
+        byid[i]["content"] = name; vocab[name] = i
+        if special is not None: byid[i]["special"] = special
+    return d
+
 @functools.lru_cache(maxsize=4)
 def _qwen2_json(names:tuple) -> str:
     "The Qwen2 fixture's `tokenizer.json` with the added tokens at `names`' ids renamed (cached: the vocabulary is large)."
-    d = json.loads(real_tokenizer("qwen2").backend_tokenizer.to_str()); vocab = d["model"]["vocab"]
+    d = json.loads(real_tokenizer("qwen2").backend_tokenizer.to_str())
     bad = sorted(set(dict(names)) - {t["id"] for t in d["added_tokens"]})
     if bad: raise ValueError(f"Ids {bad} are not added tokens of the Qwen2 fixture (151643-151935): rename one of those.")
-    for t in d["added_tokens"]:
-        if t["id"] in dict(names): new = dict(names)[t["id"]]; vocab[new] = vocab.pop(t["content"]); t.update(content=new, special=True)
-    return json.dumps(d)
+    return json.dumps(rename_added_tokens(d, dict(names), special=True))
 
 def qwen2_tokenizer_with(names:dict, # {id: token}: a checkpoint's specials at ids of the Qwen2 fixture's added tokens
                          **kw,       # passed to `PreTrainedTokenizerFast` (`eos_token`, `extra_special_tokens`, ...)

@@ -19,6 +19,8 @@ prepend `<|begin_of_text|>` (restored). Its specials carry Llama-3.0's names; th
 """
 import json, subprocess, sys, tarfile, tempfile
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from siu_nb.testing import rename_added_tokens  # the renaming the tests use on the Qwen2 fixture
 
 SDIST = "llama-cpp-python==0.3.36"
 FILES = {"llama2": "ggml-vocab-llama-spm.gguf", "qwen2": "ggml-vocab-qwen2.gguf", "llama3": "ggml-vocab-llama-bpe.gguf"}
@@ -44,14 +46,8 @@ def _extract(sdist, tmp):
     if missing: raise SystemExit(f"{sdist} has no {missing} under vendor/llama.cpp/models/")
 
 def _rename_qwen(folder):
-    p = folder / "tokenizer.json"; d = json.loads(p.read_text())
-    for t in d["added_tokens"]:
-        if t["id"] in QWEN2_SPECIALS: t["content"] = QWEN2_SPECIALS[t["id"]]
-    vocab = d["model"]["vocab"]
-    for i, name in QWEN2_SPECIALS.items():
-        old = f"[PAD{i}]"
-        if old in vocab: vocab[name] = vocab.pop(old)
-    p.write_text(json.dumps(d, ensure_ascii=False, separators=(",", ":")))
+    p = folder / "tokenizer.json"
+    p.write_text(json.dumps(rename_added_tokens(json.loads(p.read_text()), QWEN2_SPECIALS), ensure_ascii=False, separators=(",", ":")))
 
 def llama31_specials():
     "Llama-3.1's names of the ids 128002-128255 (Llama-3.0 names them all `<|reserved_special_token_k|>`)."
@@ -61,11 +57,7 @@ def llama31_specials():
 
 def _fix_llama3(folder):
     p = folder / "tokenizer.json"; d = json.loads(p.read_text())
-    new = llama31_specials(); old = {t["id"]: t["content"] for t in d["added_tokens"]}
-    for t in d["added_tokens"]: t["content"] = new.get(t["id"], t["content"])
-    vocab = d["model"]["vocab"]
-    for i in new: vocab.pop(old[i], None)
-    vocab.update({name: i for i, name in new.items()})
+    rename_added_tokens(d, llama31_specials())
     extra = [t["content"] for t in d["added_tokens"] if t["id"] >= LLAMA3_VOCAB]
     d["added_tokens"] = [t for t in d["added_tokens"] if t["id"] < LLAMA3_VOCAB]
     for t in extra: d["model"]["vocab"].pop(t, None)
