@@ -54,7 +54,8 @@ def _command(func):
         p = anno_parser(func)
         parsed, extra = p.parse_known_args()
         _cli(p.prog, lambda: _no_extra(extra, p.prog))  # one line, as every other mistake
-        return func(**{k: v for k, v in vars(parsed).items() if k not in ("pdb", "xtra")})
+        res = func(**{k: v for k, v in vars(parsed).items() if k not in ("pdb", "xtra")})
+        return res if isinstance(res, int) else None  # the entry point hands it to sys.exit: a result is not an exit status
     return main
 
 # %% ../nbs/17_cli.ipynb #8c51c526
@@ -147,7 +148,8 @@ def metric_legend(keys, # metric keys, e.g. those of a summary
     known = {k: dict(direction=d, meaning=m) for k, (d, m) in METRICS.items()}
     known |= {k: dict(direction=d, meaning=m) for k, (_, _, d, m) in ATTACK_KEYS.items()}
     known["unlearn_seconds"] = dict(direction="", meaning="seconds spent unlearning (loading and evaluation not included)")
-    return {k: known.get(k, dict(direction="", meaning="(not described in siu_nb.evaluate)")) for k in keys}
+    ci = lambda k: dict(direction="", meaning=f"95 % bootstrap interval [low, high] of `{k[:-3]}`") if k.endswith("_ci") and k[:-3] in known else None
+    return {k: known.get(k) or ci(k) or dict(direction="", meaning="(not described in siu_nb.evaluate)") for k in keys}
 
 # %% ../nbs/17_cli.ipynb #358bc5b3
 def _demo_compare(bench, concept, methods, steps, seed, eval_kw, request_kw, stage):
